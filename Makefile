@@ -1,0 +1,45 @@
+# make demo / make test: each creates .venv when missing and installs what it needs.
+# Torch comes from TORCH_SPEC (default: the 2.13.0 CPU wheel these machines carry, so a fresh
+# machine never pulls a multi-GB CUDA build by accident). GPU users, for example:
+#   make demo TORCH_SPEC="torch==2.13.0" TORCH_INDEX="--index-url https://download.pytorch.org/whl/cu128"
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_SPEC ?= torch==2.13.0
+TORCH_INDEX ?=
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+ARGS ?=
+DEMO_OUT ?= demo_out
+
+.PHONY: demo test install-dev install-train benchmark clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+$(VENV)/.torch: | $(PY)
+	$(PIP) install -q "$(TORCH_SPEC)" $(TORCH_INDEX)
+	touch $@
+
+$(VENV)/.train: pyproject.toml $(VENV)/.torch
+	$(PIP) install -q -e ".[train]"
+	touch $@
+
+$(VENV)/.dev: pyproject.toml $(VENV)/.torch
+	$(PIP) install -q -e ".[dev]"
+	touch $@
+
+install-train: $(VENV)/.train
+install-dev: $(VENV)/.dev
+
+demo: $(VENV)/.train
+	$(VENV)/bin/gan-partseg demo --out $(DEMO_OUT) $(ARGS)
+
+test: $(VENV)/.dev
+	$(PY) -m pytest -q $(ARGS)
+
+benchmark: $(VENV)/.dev
+	$(PY) benchmarks/generator.py
+
+clean:
+	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache

@@ -1,0 +1,42 @@
+"""gan_partseg: one-shot semantic part segmentation by repurposing a pretrained StyleGAN2.
+
+Stages (each a transformers ``PreTrainedModel`` with ``from_pretrained`` / ``save_pretrained``):
+
+1. :class:`StyleGAN2Generator` - images and every synthesis layer's activations.
+2. Few-shot heads on those activations (later stages).
+3. Auto-shot U-Net trained on generated pairs (later stages).
+
+Importing the package registers the configs and models with ``AutoConfig`` /
+``AutoModel``, so ``AutoModel.from_pretrained(folder)`` works.
+"""
+
+from transformers import AutoConfig, AutoModel
+
+from .hub import bundled_artifacts, resolve_pretrained
+from .labels import CLASSES_3, CLASSES_10
+from .models.stylegan2 import (
+    StyleGAN2Config,
+    StyleGAN2Discriminator,
+    StyleGAN2DiscriminatorConfig,
+    StyleGAN2Generator,
+    StyleGAN2Output,
+)
+
+__version__ = "0.1.0"
+
+AutoConfig.register(StyleGAN2Config.model_type, StyleGAN2Config, exist_ok=True)
+AutoConfig.register(StyleGAN2DiscriminatorConfig.model_type, StyleGAN2DiscriminatorConfig, exist_ok=True)
+AutoModel.register(StyleGAN2Config, StyleGAN2Generator, exist_ok=True)
+AutoModel.register(StyleGAN2DiscriminatorConfig, StyleGAN2Discriminator, exist_ok=True)
+
+__all__ = [
+    "CLASSES_10",
+    "CLASSES_3",
+    "StyleGAN2Config",
+    "StyleGAN2Discriminator",
+    "StyleGAN2DiscriminatorConfig",
+    "StyleGAN2Generator",
+    "StyleGAN2Output",
+    "bundled_artifacts",
+    "resolve_pretrained",
+]

@@ -1,0 +1,199 @@
+"""``gan-partseg``: the command line. Each subcommand has ``--help``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import MISSING, fields
+from pathlib import Path
+
+
+def _add_dataclass_flags(parser: argparse.ArgumentParser, cls, skip: tuple[str, ...] = ()) -> None:
+    """One ``--flag`` per dataclass field, typed from its default."""
+    for f in fields(cls):
+        if f.name in skip:
+            continue
+        if f.default is not MISSING:
+            default = f.default
+        else:
+            default = f.default_factory() if f.default_factory is not MISSING else None
+        flag = "--" + f.name.replace("_", "-")
+        if isinstance(default, bool):
+            parser.add_argument(flag, type=lambda s: s.lower() in ("1", "true", "yes"), default=default,
+                                help=f"(default: {default})")
+        elif isinstance(default, dict) or f.name.endswith("channels"):
+            parser.add_argument(flag, type=json.loads, default=default,
+                                help=f"JSON object resolution -> channels (default: {json.dumps(default)})")
+        elif default is None:
+            parser.add_argument(flag, type=float if "minutes" in f.name else str, default=None,
+                                help="(default: none)")
+        else:
+            parser.add_argument(flag, type=type(default), default=default, help=f"(default: {default})")
+
+
+def _cmd_convert(args) -> None:
+    from .convert import convert_rosinality
+
+    out = convert_rosinality(args.ckpt, args.out_dir, size=args.size, style_dim=args.style_dim, n_mlp=args.n_mlp,
+                             channel_multiplier=args.channel_multiplier, lr_mlp=args.lr_mlp,
+                             discriminator=args.discriminator)
+    print(f"wrote {out}" + (f" and {out / 'discriminator'}" if args.discriminator else ""))
+    print(f"load it with StyleGAN2Generator.from_pretrained({str(out)!r})")
+
+
+def _cmd_train_gan(args) -> None:
+    import torch
+
+    from .training.gan import TrainGANConfig, train_gan
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    values = {f.name: getattr(args, f.name) for f in fields(TrainGANConfig)}
+    run = train_gan(TrainGANConfig(**values), resume=args.resume)
+    print(f"run folder: {run}\n  generator (EMA): {run / 'generator'}\n  samples: {run / 'samples'}")
+
+
+def _cmd_export_data(args) -> None:
+    from .data.export import export_hf_dataset, export_png, parse_seeds
+
+    seeds = parse_seeds(args.seeds, args.n)
+    if args.format == "png":
+        out = export_png(seeds, args.out, size=args.size, classes=args.classes)
+    else:
+        export_hf_dataset(seeds, args.out, size=args.size, classes=args.classes)
+        out = Path(args.out)
+    print(f"wrote {len(seeds)} {args.classes}-class pairs ({args.format}) to {out}")
+
+
+def _cmd_demo(args) -> None:
+    from .demo import run_demo
+
+    paths = run_demo(args.out, generator=args.generator, n=args.n, seed=args.seed)
+    print("demo outputs:")
+    for name, path in paths.items():
+        print(f"  {name:10s} {path}")
+
+
+def _cmd_grid(args) -> None:
+    import torch
+
+    from .io import make_grid, save_image, tensor_to_uint8, upscale
+    from .models.stylegan2 import StyleGAN2Generator
+
+    g = StyleGAN2Generator.from_pretrained(args.generator).eval()
+    gen = torch.Generator().manual_seed(args.seed)
+    with torch.no_grad():
+        z = torch.randn(args.n, g.config.style_dim, generator=gen)
+        mean = g.mean_latent(4096, generator=gen)
+        imgs = g([z], truncation=args.truncation, truncation_latent=mean, randomize_noise=False).images
+    save_image(args.out, upscale(make_grid(tensor_to_uint8(imgs), ncol=args.ncol), args.scale))
+    print(f"wrote {args.out}")
+
+
+def _cmd_fid(args) -> None:
+    from .io import atomic_write_text
+    from .models.stylegan2 import StyleGAN2Generator
+    from .quality import fd_report
+
+    g = StyleGAN2Generator.from_pretrained(args.generator).eval()
+    report = fd_report(g, n=args.n, seed=args.seed,
+                       untrained_factory=lambda: StyleGAN2Generator(g.config) if args.untrained else None)
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.out:
+        atomic_write_text(args.out, text)
+
+
+def _cmd_artifacts(args) -> None:
+    from .hub import bundled_artifacts
+
+    found = bundled_artifacts()
+    if not found:
+        print("no artifacts bundled in this install")
+    for name, path in found.items():
+        print(f"{name:40s} {path}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .training.gan import TrainGANConfig
+
+    parser = argparse.ArgumentParser(
+        prog="gan-partseg",
+        description="One-shot semantic part segmentation by repurposing a pretrained StyleGAN2.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("convert", help="convert a checkpoint into a model folder",
+                       description="Convert a rosinality stylegan2-pytorch .pt into config.json + model.safetensors.")
+    p.add_argument("format", choices=["rosinality"], help="checkpoint format")
+    p.add_argument("ckpt", help="the .pt file (train.py checkpoint or converted one with g_ema, latent_avg)")
+    p.add_argument("out_dir", help="model folder to write")
+    p.add_argument("--size", type=int, default=None, help="expected size (inferred when absent)")
+    p.add_argument("--style-dim", type=int, default=None, help="expected style_dim (inferred when absent)")
+    p.add_argument("--n-mlp", type=int, default=None, help="expected n_mlp (inferred when absent)")
+    p.add_argument("--channel-multiplier", type=int, default=None, help="expected channel multiplier")
+    p.add_argument("--lr-mlp", type=float, default=0.01, help="mapping lr multiplier (not stored in weights)")
+    p.add_argument("--discriminator", action="store_true", help="also write ckpt['d'] to OUT_DIR/discriminator")
+    p.set_defaults(func=_cmd_convert)
+
+    p = sub.add_parser("train-gan", help="train a StyleGAN2 on rendered toy faces (Accelerate; resumable)",
+                       description="Train a StyleGAN2 on the procedural toy faces. Rerun with --resume to "
+                                   "continue from the newest checkpoint. Works under `accelerate launch`.")
+    _add_dataclass_flags(p, TrainGANConfig)
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    p.set_defaults(func=_cmd_train_gan)
+
+    p = sub.add_parser("export-data", help="render toy faces to an HF datasets folder or PNG pairs")
+    p.add_argument("--out", required=True, help="folder to write")
+    p.add_argument("--seeds", default="held-out", help="'train', 'held-out' or 'START:STOP' (default: held-out)")
+    p.add_argument("--n", type=int, default=200, help="number of seeds from the start of --seeds (default: 200)")
+    p.add_argument("--size", type=int, default=64)
+    p.add_argument("--classes", type=int, choices=[10, 3], default=10)
+    p.add_argument("--format", choices=["datasets", "png"], default="datasets")
+    p.set_defaults(func=_cmd_export_data)
+
+    p = sub.add_parser("grid", help="write a grid of generator samples")
+    p.add_argument("--generator", default="toyfaces-64", help="bundled name, folder or hub id")
+    p.add_argument("--out", default="samples.png")
+    p.add_argument("--n", type=int, default=32)
+    p.add_argument("--ncol", type=int, default=8)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--truncation", type=float, default=1.0)
+    p.add_argument("--scale", type=int, default=2, help="nearest-neighbour upscaling for viewing")
+    p.set_defaults(func=_cmd_grid)
+
+    p = sub.add_parser("fid", help="Fréchet distance (EfficientNet-Lite0 features) vs rendered faces")
+    p.add_argument("--generator", default="toyfaces-64")
+    p.add_argument("--n", type=int, default=2000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--untrained", action="store_true", help="also score an untrained generator (the ceiling)")
+    p.add_argument("--out", default=None, help="write the JSON report here")
+    p.set_defaults(func=_cmd_fid)
+
+    p = sub.add_parser("demo", help="run the main job on the embedded default and write pictures")
+    p.add_argument("--out", default="demo_out")
+    p.add_argument("--generator", default="toyfaces-64")
+    p.add_argument("--n", type=int, default=16)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("artifacts", help="list the pretrained artifacts bundled in the package")
+    p.set_defaults(func=_cmd_artifacts)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        args.func(args)
+    except (ValueError, FileNotFoundError, FileExistsError, OSError, ImportError) as err:
+        print(f"gan-partseg {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,113 @@
+"""Export rendered toy faces as an HF ``datasets`` data set or a folder of PNG pairs.
+
+PNG folder layout (also what ``--images DIR --labels DIR`` options read)::
+
+    OUT/images/0000042.png    RGB image
+    OUT/labels/0000042.png    class indices (mode "L", value = class id)
+    OUT/id2label.json         {"0": "background", ...}
+
+HF data set: ``save_to_disk`` folder with columns ``image`` and ``label`` (both
+``datasets.Image``, stored as lossless PNG bytes), ``seed`` (int64), and the
+``id2label`` mapping in ``DatasetInfo.description`` (JSON) and ``id2label.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+from PIL import Image
+from tqdm.auto import tqdm
+
+from ..io import atomic_write_text, save_image
+from ..labels import CLASSES_3, CLASSES_10, id2label, to_three_class
+from .toyfaces import HELD_OUT_SEEDS, TRAIN_SEEDS, render
+
+
+def parse_seeds(spec: str, n: int | None = None) -> range:
+    """'train', 'held-out' or 'A:B' -> a range of seeds (the first ``n`` of it when given)."""
+    if spec == "train":
+        seeds = TRAIN_SEEDS
+    elif spec in ("held-out", "heldout", "test"):
+        seeds = HELD_OUT_SEEDS
+    else:
+        try:
+            a, b = (int(x) for x in spec.split(":"))
+        except ValueError:
+            raise ValueError(f"seeds must be 'train', 'held-out' or 'START:STOP', got {spec!r}") from None
+        seeds = range(a, b)
+    if n is not None:
+        if n > len(seeds):
+            raise ValueError(f"asked for {n} seeds but {spec!r} has only {len(seeds)}")
+        seeds = seeds[:n]
+    return seeds
+
+
+def _render_labels(seed: int, size: int, classes: int) -> tuple[np.ndarray, np.ndarray]:
+    image, labels = render(seed, size)
+    if classes == 3:
+        labels = to_three_class(labels)
+    elif classes != 10:
+        raise ValueError(f"classes must be 10 or 3, got {classes}")
+    return image, labels
+
+
+def class_names(classes: int) -> tuple[str, ...]:
+    return CLASSES_10 if classes == 10 else CLASSES_3
+
+
+def export_png(seeds: Iterable[int], out_dir: str | Path, size: int = 64, classes: int = 10,
+               progress: bool = True) -> Path:
+    """Write PNG pairs and ``id2label.json``; files already there are re-written identically."""
+    out = Path(out_dir)
+    seeds = list(seeds)
+    for seed in tqdm(seeds, desc="export png", disable=not progress):
+        image, labels = _render_labels(seed, size, classes)
+        save_image(out / "images" / f"{seed:07d}.png", image)
+        save_image(out / "labels" / f"{seed:07d}.png", Image.fromarray(labels, mode="L"))
+    atomic_write_text(out / "id2label.json", json.dumps(id2label(class_names(classes)), indent=2))
+    return out
+
+
+def export_hf_dataset(seeds: Iterable[int], out_dir: str | Path, size: int = 64, classes: int = 10,
+                      progress: bool = True):
+    """Build and ``save_to_disk`` a ``datasets.Dataset`` of (image, label, seed); returns the data set."""
+    import datasets
+
+    seeds = list(seeds)
+    names = class_names(classes)
+
+    def rows():
+        for seed in tqdm(seeds, desc="export dataset", disable=not progress):
+            image, labels = _render_labels(seed, size, classes)
+            yield {"image": Image.fromarray(image), "label": Image.fromarray(labels, mode="L"), "seed": seed}
+
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.Image(), "seed": datasets.Value("int64")})
+    info = datasets.DatasetInfo(
+        features=features,
+        description=json.dumps({"id2label": id2label(names), "source": "gan_partseg toyfaces", "size": size}),
+    )
+    ds = datasets.Dataset.from_list(list(rows()), features=features, info=info)
+    out = Path(out_dir)
+    tmp = out.parent / f".{out.name}.tmp"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    ds.save_to_disk(str(tmp))
+    atomic_write_text(tmp / "id2label.json", json.dumps(id2label(names), indent=2))
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)
+    return ds
+
+
+def load_hf_dataset(path: str | Path):
+    """``datasets.load_from_disk`` plus the stored ``id2label`` (as ``ds.id2label``-style tuple)."""
+    import datasets
+
+    ds = datasets.load_from_disk(str(path))
+    meta = json.loads(ds.info.description or "{}")
+    labels = {int(k): v for k, v in meta.get("id2label", {}).items()}
+    return ds, labels

@@ -1,0 +1,99 @@
+"""Image / mask I/O, grids and overlays, and atomic file writes: the one place for them."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .labels import palette_for
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to a temp file beside ``path``, then rename over it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def save_image(path: str | os.PathLike, image: np.ndarray | Image.Image) -> Path:
+    """Save an (H, W, 3) / (H, W) uint8 array or PIL image as PNG, atomically."""
+    import io
+
+    img = image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image))
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    atomic_write_bytes(path, buf.getvalue())
+    return Path(path)
+
+
+def tensor_to_uint8(images: torch.Tensor) -> np.ndarray:
+    """(B, 3, H, W) in [-1, 1] -> (B, H, W, 3) uint8."""
+    x = ((images.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    return x.permute(0, 2, 3, 1).cpu().numpy()
+
+
+def uint8_to_tensor(images: np.ndarray) -> torch.Tensor:
+    """(B, H, W, 3) or (H, W, 3) uint8 -> (B, 3, H, W) float in [-1, 1]."""
+    x = torch.from_numpy(np.ascontiguousarray(images))
+    if x.ndim == 3:
+        x = x[None]
+    return x.permute(0, 3, 1, 2).float() / 127.5 - 1
+
+
+def make_grid(images: Sequence[np.ndarray] | np.ndarray, ncol: int = 8, pad: int = 2, fill: int = 255) -> np.ndarray:
+    """Tile (N, H, W, 3) uint8 images into one (rows*(H+pad)+pad, ...) uint8 grid."""
+    images = np.asarray(images)
+    n, h, w, c = images.shape
+    ncol = max(1, min(ncol, n))
+    nrow = (n + ncol - 1) // ncol
+    grid = np.full((nrow * (h + pad) + pad, ncol * (w + pad) + pad, c), fill, np.uint8)
+    for i, im in enumerate(images):
+        r, col = divmod(i, ncol)
+        grid[pad + r * (h + pad): pad + r * (h + pad) + h, pad + col * (w + pad): pad + col * (w + pad) + w] = im
+    return grid
+
+
+def colorize(labels: np.ndarray, n_classes: int | None = None) -> np.ndarray:
+    """(…, H, W) int labels -> (…, H, W, 3) uint8 colours."""
+    labels = np.asarray(labels)
+    palette = palette_for(n_classes or int(labels.max()) + 1)
+    return palette[labels]
+
+
+def overlay(image: np.ndarray, labels: np.ndarray, n_classes: int | None = None, alpha: float = 0.5) -> np.ndarray:
+    """Blend label colours over an (H, W, 3) uint8 image; background (0) stays untouched."""
+    color = colorize(labels, n_classes).astype(np.float32)
+    out = image.astype(np.float32)
+    mask = (np.asarray(labels) > 0)[..., None]
+    out = np.where(mask, (1 - alpha) * out + alpha * color, out)
+    return out.round().astype(np.uint8)
+
+
+def upscale(image: np.ndarray, factor: int) -> np.ndarray:
+    """Nearest-neighbour upscaling of an (H, W[, C]) array, for viewing small images."""
+    return np.repeat(np.repeat(image, factor, 0), factor, 1)

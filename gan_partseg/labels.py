@@ -1,0 +1,45 @@
+"""Label schemas (CelebAMask-HQ 10-class and the 3-class view) and their palettes."""
+
+from __future__ import annotations
+
+import numpy as np
+
+CLASSES_10: tuple[str, ...] = (
+    "background", "skin", "hair", "eye", "eyebrow", "mouth", "nose", "ear", "neck", "clothes",
+)
+"""The 10-class face schema of method.md section 6, in index order."""
+
+CLASSES_3: tuple[str, ...] = ("background", "eye", "mouth", "nose")
+"""The 3-class task (eye, mouth, nose) plus background."""
+
+# 10-class index -> 3-class index
+TEN_TO_THREE = np.array([0, 0, 0, 1, 0, 2, 3, 0, 0, 0], dtype=np.uint8)
+
+PALETTE_10 = np.array(
+    [[0, 0, 0], [255, 204, 153], [102, 51, 0], [0, 128, 255], [153, 0, 204],
+     [255, 0, 85], [255, 170, 0], [0, 204, 102], [255, 255, 102], [51, 102, 204]],
+    dtype=np.uint8,
+)
+PALETTE_3 = PALETTE_10[[0, 3, 5, 6]]
+
+
+def id2label(classes: tuple[str, ...] | list[str]) -> dict[int, str]:
+    return {i: c for i, c in enumerate(classes)}
+
+
+def to_three_class(labels: np.ndarray) -> np.ndarray:
+    """Map 10-class label maps (any shape, values 0..9) to the 3-class view (0..3)."""
+    labels = np.asarray(labels)
+    if labels.size and (labels.min() < 0 or labels.max() >= len(CLASSES_10)):
+        raise ValueError(f"10-class labels must lie in [0, 9], got range [{labels.min()}, {labels.max()}]")
+    return TEN_TO_THREE[labels]
+
+
+def palette_for(n_classes: int) -> np.ndarray:
+    """A palette (n_classes, 3) uint8: the 10- or 3-class palette, else a generated one."""
+    if n_classes == len(CLASSES_3):
+        return PALETTE_3
+    if n_classes <= len(PALETTE_10):
+        return PALETTE_10[:n_classes]
+    rng = np.random.default_rng(0)
+    return np.concatenate([PALETTE_10, rng.integers(0, 256, (n_classes - len(PALETTE_10), 3), dtype=np.uint8)])

@@ -1,0 +1,655 @@
+"""StyleGAN2 generator and discriminator with the rosinality module layout.
+
+Attribute names follow ``rosinality/stylegan2-pytorch``'s ``model.py`` so that
+its checkpoints (``ckpt["g_ema"]``, ``ckpt["d"]``) load unchanged: the state
+dict of a 256 px config-f generator has the published 135 entries. Everything
+is plain PyTorch (see :mod:`gan_partseg.models.ops`); nothing is compiled.
+
+The generator additionally returns the activations of every synthesis conv
+(``conv1``, ``convs.0``, ``convs.1``, ...), which is what the few-shot heads
+read.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import PreTrainedConfig, PreTrainedModel
+from transformers import initialization as init
+from transformers.utils import ModelOutput
+
+from ..hub import ResolveBundledMixin
+from .ops import fused_leaky_relu, make_kernel, upfirdn2d
+
+# rosinality's channel table for channel_multiplier m: resolution -> channels
+_BASE_CHANNELS = {4: 512, 8: 512, 16: 512, 32: 512, 64: 256, 128: 128, 256: 64, 512: 32, 1024: 16}
+_MULTIPLIED = {64, 128, 256, 512, 1024}
+
+
+def default_channels(channel_multiplier: int = 2) -> dict[int, int]:
+    """rosinality's table: {4: 512, ..., 32: 512, 64: 256*m, ..., 1024: 16*m}."""
+    return {r: c * channel_multiplier if r in _MULTIPLIED else c for r, c in _BASE_CHANNELS.items()}
+
+
+# --------------------------------------------------------------------------- config
+
+
+class StyleGAN2Config(PreTrainedConfig):
+    """Configuration of a StyleGAN2 generator (field names follow rosinality's constructor).
+
+    Args:
+        size: output resolution in pixels, a power of two >= 4.
+        style_dim: width of z and w.
+        n_mlp: number of equalized linear layers in the mapping network.
+        channel_multiplier: 2 for config-f, 1 for config-e.
+        blur_kernel: 1-D FIR taps used for up/down sampling.
+        lr_mlp: learning-rate multiplier of the mapping network.
+        channels: resolution -> channels. ``None`` takes rosinality's table for
+            ``channel_multiplier``; a partial table overrides those entries. Keys
+            are stored as strings in JSON; use :meth:`channel` to read it.
+        has_latent_avg: the model carries a ``latent_avg`` buffer (style_dim,), the
+            training-time average W that rosinality's converted checkpoints store.
+    """
+
+    model_type = "stylegan2"
+
+    size: int = 256
+    style_dim: int = 512
+    n_mlp: int = 8
+    channel_multiplier: int = 2
+    blur_kernel: list[int] | tuple[int, ...] = (1, 3, 3, 1)
+    lr_mlp: float = 0.01
+    channels: dict | None = None
+    has_latent_avg: bool = False
+
+    def __post_init__(self, **kwargs):
+        if not isinstance(self.size, int) or self.size < 4 or self.size & (self.size - 1):
+            raise ValueError(f"size must be a power of two >= 4, got {self.size!r}")
+        if self.n_mlp < 1 or self.style_dim < 1:
+            raise ValueError(f"n_mlp and style_dim must be positive, got {self.n_mlp}, {self.style_dim}")
+        table = default_channels(self.channel_multiplier)
+        for key, value in (self.channels or {}).items():
+            table[int(key)] = int(value)
+        missing = [r for r in self.resolutions if r not in table]
+        if missing:
+            raise ValueError(f"channels has no entry for resolutions {missing}")
+        self.channels = {str(r): table[r] for r in sorted(table) if r <= self.size}
+        self.blur_kernel = [int(k) if float(k).is_integer() else float(k) for k in self.blur_kernel]
+        super().__post_init__(**kwargs)
+
+    @property
+    def log_size(self) -> int:
+        return int(math.log2(self.size))
+
+    @property
+    def resolutions(self) -> list[int]:
+        """[4, 8, ..., size]."""
+        return [2**i for i in range(2, int(math.log2(self.size)) + 1)]
+
+    @property
+    def n_latent(self) -> int:
+        """Number of style vectors in W+ (2 * log2(size) - 2)."""
+        return self.log_size * 2 - 2
+
+    @property
+    def num_layers(self) -> int:
+        """Number of noise maps / styled convs (conv1 + 2 per resolution above 4)."""
+        return (self.log_size - 2) * 2 + 1
+
+    def channel(self, resolution: int) -> int:
+        return int(self.channels[str(resolution)])
+
+
+class StyleGAN2DiscriminatorConfig(StyleGAN2Config):
+    """Configuration of the StyleGAN2 residual discriminator (same fields as the generator's;
+    ``style_dim``, ``n_mlp`` and ``lr_mlp`` are unused)."""
+
+    model_type = "stylegan2_discriminator"
+
+
+# --------------------------------------------------------------------------- blocks
+
+
+class PixelNorm(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.rsqrt(torch.mean(x**2, dim=1, keepdim=True) + 1e-8)
+
+
+class Blur(nn.Module):
+    """FIR filter with padding; the kernel is a persistent buffer (``blur.kernel``)."""
+
+    def __init__(self, kernel: Sequence[float], pad: tuple[int, int], upsample_factor: int = 1):
+        super().__init__()
+        self.taps = list(kernel)
+        self.gain = upsample_factor**2
+        self.register_buffer("kernel", make_kernel(kernel) * self.gain)
+        self.pad = pad
+
+    def reset_kernel(self) -> None:
+        init.copy_(self.kernel, make_kernel(self.taps) * self.gain)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return upfirdn2d(x, self.kernel, pad=self.pad)
+
+
+class Upsample(nn.Module):
+    """2x FIR upsampling used on the ToRGB skip path (``upsample.kernel``)."""
+
+    def __init__(self, kernel: Sequence[float], factor: int = 2):
+        super().__init__()
+        self.factor = factor
+        self.taps = list(kernel)
+        self.register_buffer("kernel", make_kernel(kernel) * factor**2)
+        p = len(kernel) - factor
+        self.pad = ((p + 1) // 2 + factor - 1, p // 2)
+
+    def reset_kernel(self) -> None:
+        init.copy_(self.kernel, make_kernel(self.taps) * self.factor**2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return upfirdn2d(x, self.kernel, up=self.factor, pad=self.pad)
+
+
+class EqualLinear(nn.Module):
+    """Linear layer with equalized learning rate: stores N(0, 1/lr_mul) weights, scales at run time."""
+
+    def __init__(self, in_dim: int, out_dim: int, bias: bool = True, bias_init: float = 0.0,
+                 lr_mul: float = 1.0, activation: str | None = None):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(out_dim, in_dim).div_(lr_mul))
+        self.bias = nn.Parameter(torch.full((out_dim,), float(bias_init))) if bias else None
+        self.bias_init = bias_init
+        self.activation = activation
+        self.scale = (1 / math.sqrt(in_dim)) * lr_mul
+        self.lr_mul = lr_mul
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        bias = self.bias * self.lr_mul if self.bias is not None else None
+        if self.activation:
+            return fused_leaky_relu(F.linear(x, self.weight * self.scale), bias)
+        return F.linear(x, self.weight * self.scale, bias=bias)
+
+
+class EqualConv2d(nn.Module):
+    """Conv2d with equalized learning rate."""
+
+    def __init__(self, in_channel: int, out_channel: int, kernel_size: int, stride: int = 1,
+                 padding: int = 0, bias: bool = True):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(out_channel, in_channel, kernel_size, kernel_size))
+        self.scale = 1 / math.sqrt(in_channel * kernel_size**2)
+        self.stride = stride
+        self.padding = padding
+        self.bias = nn.Parameter(torch.zeros(out_channel)) if bias else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, self.weight * self.scale, bias=self.bias, stride=self.stride, padding=self.padding)
+
+
+class FusedLeakyReLU(nn.Module):
+    """Bias (``activate.bias``) + leaky ReLU 0.2 + gain sqrt(2)."""
+
+    def __init__(self, channel: int):
+        super().__init__()
+        self.bias = nn.Parameter(torch.zeros(channel))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return fused_leaky_relu(x, self.bias)
+
+
+class ScaledLeakyReLU(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return fused_leaky_relu(x)
+
+
+class ModulatedConv2d(nn.Module):
+    """Style-modulated (and optionally demodulated) conv; ``upsample`` = transposed conv + blur.
+
+    x: (B, in, H, W), style: (B, style_dim) -> (B, out, H', W').
+    """
+
+    def __init__(self, in_channel: int, out_channel: int, kernel_size: int, style_dim: int,
+                 demodulate: bool = True, upsample: bool = False, blur_kernel: Sequence[float] = (1, 3, 3, 1)):
+        super().__init__()
+        self.eps = 1e-8
+        self.kernel_size = kernel_size
+        self.in_channel = in_channel
+        self.out_channel = out_channel
+        self.upsample = upsample
+        if upsample:
+            factor = 2
+            p = (len(blur_kernel) - factor) - (kernel_size - 1)
+            self.blur = Blur(blur_kernel, pad=((p + 1) // 2 + factor - 1, p // 2 + 1), upsample_factor=factor)
+        self.scale = 1 / math.sqrt(in_channel * kernel_size**2)
+        self.padding = kernel_size // 2
+        self.weight = nn.Parameter(torch.randn(1, out_channel, in_channel, kernel_size, kernel_size))
+        self.modulation = EqualLinear(style_dim, in_channel, bias_init=1)
+        self.demodulate = demodulate
+
+    def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        # Modulate the input and demodulate the output instead of building per-sample
+        # weights: the same result as rosinality's grouped conv, with one shared-weight
+        # conv over the batch (several times faster on the CPU).
+        batch, in_channel = x.shape[:2]
+        style = self.modulation(style)  # (B, in)
+        weight = self.scale * self.weight.squeeze(0)  # (out, in, k, k)
+        x = x * style.view(batch, in_channel, 1, 1)
+        if self.upsample:
+            out = self.blur(F.conv_transpose2d(x, weight.transpose(0, 1), padding=0, stride=2))
+        else:
+            out = F.conv2d(x, weight, padding=self.padding)
+        if self.demodulate:
+            w2 = weight.pow(2).sum([2, 3])  # (out, in)
+            demod = torch.rsqrt(style.pow(2) @ w2.t() + self.eps)  # (B, out)
+            out = out * demod.view(batch, self.out_channel, 1, 1)
+        return out
+
+
+class NoiseInjection(nn.Module):
+    """Adds ``weight * noise``; fresh N(0, 1) noise when none is given."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(1))
+
+    def forward(self, image: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+        if noise is None:
+            batch, _, height, width = image.shape
+            noise = image.new_empty(batch, 1, height, width).normal_()
+        return image + self.weight * noise
+
+
+class ConstantInput(nn.Module):
+    def __init__(self, channel: int, size: int = 4):
+        super().__init__()
+        self.input = nn.Parameter(torch.randn(1, channel, size, size))
+
+    def forward(self, latent: torch.Tensor) -> torch.Tensor:
+        return self.input.repeat(latent.shape[0], 1, 1, 1)
+
+
+class StyledConv(nn.Module):
+    """Modulated conv -> noise injection -> bias + leaky ReLU."""
+
+    def __init__(self, in_channel: int, out_channel: int, kernel_size: int, style_dim: int,
+                 upsample: bool = False, blur_kernel: Sequence[float] = (1, 3, 3, 1), demodulate: bool = True):
+        super().__init__()
+        self.conv = ModulatedConv2d(in_channel, out_channel, kernel_size, style_dim,
+                                    upsample=upsample, blur_kernel=blur_kernel, demodulate=demodulate)
+        self.noise = NoiseInjection()
+        self.activate = FusedLeakyReLU(out_channel)
+
+    def forward(self, x: torch.Tensor, style: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+        return self.activate(self.noise(self.conv(x, style), noise=noise))
+
+
+class ToRGB(nn.Module):
+    def __init__(self, in_channel: int, style_dim: int, upsample: bool = True,
+                 blur_kernel: Sequence[float] = (1, 3, 3, 1)):
+        super().__init__()
+        if upsample:
+            self.upsample = Upsample(blur_kernel)
+        self.conv = ModulatedConv2d(in_channel, 3, 1, style_dim, demodulate=False)
+        self.bias = nn.Parameter(torch.zeros(1, 3, 1, 1))
+
+    def forward(self, x: torch.Tensor, style: torch.Tensor, skip: torch.Tensor | None = None) -> torch.Tensor:
+        out = self.conv(x, style) + self.bias
+        if skip is not None:
+            out = out + self.upsample(skip)
+        return out
+
+
+class ConvLayer(nn.Sequential):
+    """Discriminator conv: [blur] -> equalized conv -> [bias + leaky ReLU]."""
+
+    def __init__(self, in_channel: int, out_channel: int, kernel_size: int, downsample: bool = False,
+                 blur_kernel: Sequence[float] = (1, 3, 3, 1), bias: bool = True, activate: bool = True):
+        layers: list[nn.Module] = []
+        if downsample:
+            factor = 2
+            p = (len(blur_kernel) - factor) + (kernel_size - 1)
+            layers.append(Blur(blur_kernel, pad=((p + 1) // 2, p // 2)))
+            stride, padding = 2, 0
+        else:
+            stride, padding = 1, kernel_size // 2
+        layers.append(EqualConv2d(in_channel, out_channel, kernel_size, padding=padding, stride=stride,
+                                  bias=bias and not activate))
+        if activate:
+            layers.append(FusedLeakyReLU(out_channel) if bias else ScaledLeakyReLU())
+        super().__init__(*layers)
+
+
+class ResBlock(nn.Module):
+    def __init__(self, in_channel: int, out_channel: int, blur_kernel: Sequence[float] = (1, 3, 3, 1)):
+        super().__init__()
+        self.conv1 = ConvLayer(in_channel, in_channel, 3)
+        self.conv2 = ConvLayer(in_channel, out_channel, 3, downsample=True, blur_kernel=blur_kernel)
+        self.skip = ConvLayer(in_channel, out_channel, 1, downsample=True, blur_kernel=blur_kernel,
+                              activate=False, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.conv2(self.conv1(x))
+        return (out + self.skip(x)) / math.sqrt(2)
+
+
+# --------------------------------------------------------------------------- init shared by both models
+
+
+def init_stylegan2_module(module: nn.Module) -> None:
+    """Initialise one module as rosinality does; respects transformers' loaded-tensor flags."""
+    if isinstance(module, EqualLinear):
+        init.normal_(module.weight, std=1.0 / module.lr_mul)
+        if module.bias is not None:
+            init.constant_(module.bias, float(module.bias_init))
+    elif isinstance(module, EqualConv2d):
+        init.normal_(module.weight)
+        if module.bias is not None:
+            init.zeros_(module.bias)
+    elif isinstance(module, ModulatedConv2d):
+        init.normal_(module.weight)
+    elif isinstance(module, (NoiseInjection,)):
+        init.zeros_(module.weight)
+    elif isinstance(module, (FusedLeakyReLU, ToRGB)):
+        init.zeros_(module.bias)
+    elif isinstance(module, ConstantInput):
+        init.normal_(module.input)
+    elif isinstance(module, (Blur, Upsample)):
+        module.reset_kernel()
+    elif isinstance(module, NoiseBuffers):
+        for buf in module.buffers(recurse=False):
+            init.normal_(buf)
+
+
+class NoiseBuffers(nn.Module):
+    """Holds the fixed noise maps ``noise_0 .. noise_{L-1}`` as persistent buffers (1, 1, r, r)."""
+
+    def __init__(self, resolutions: Sequence[int]):
+        super().__init__()
+        for i, r in enumerate(resolutions):
+            self.register_buffer(f"noise_{i}", torch.randn(1, 1, r, r))
+
+
+# --------------------------------------------------------------------------- outputs
+
+
+@dataclass
+class StyleGAN2Output(ModelOutput):
+    """Generator output.
+
+    images: (B, 3, size, size), roughly in [-1, 1] (not clamped).
+    latents: (B, n_latent, style_dim) W+ codes, when ``return_latents``.
+    features: ordered mapping layer name -> (B, C_l, r_l, r_l), after activation,
+        ``conv1`` (4 px) then ``convs.0``, ``convs.1``, ... (full size), when ``return_features``.
+    """
+
+    images: torch.Tensor | None = None
+    latents: torch.Tensor | None = None
+    features: "OrderedDict[str, torch.Tensor] | None" = None
+
+
+# --------------------------------------------------------------------------- generator
+
+
+class StyleGAN2Generator(ResolveBundledMixin, PreTrainedModel):
+    """StyleGAN2 generator (rosinality layout) that can also return every synthesis layer's activations.
+
+    Example::
+
+        g = StyleGAN2Generator.from_pretrained("toyfaces-64")
+        w = g.get_latent(torch.randn(4, g.config.style_dim))
+        out = g([w], input_is_latent=True, truncation=0.7, truncation_latent=g.mean_latent(4096),
+                randomize_noise=False, return_features=True)
+        out.images      # (4, 3, 64, 64) in [-1, 1]
+        out.features    # {"conv1": (4, C, 4, 4), "convs.0": (4, C, 8, 8), ...}
+    """
+
+    config_class = StyleGAN2Config
+    main_input_name = "styles"
+    base_model_prefix = "stylegan2"
+    _no_split_modules = ["StyledConv", "ToRGB"]
+
+    def __init__(self, config: StyleGAN2Config):
+        super().__init__(config)
+        c = config
+        self.size = c.size
+        self.style_dim = c.style_dim
+        self.log_size = c.log_size
+        self.num_layers = c.num_layers
+        self.n_latent = c.n_latent
+        blur = c.blur_kernel
+
+        layers: list[nn.Module] = [PixelNorm()]
+        for _ in range(c.n_mlp):
+            layers.append(EqualLinear(c.style_dim, c.style_dim, lr_mul=c.lr_mlp, activation="fused_lrelu"))
+        self.style = nn.Sequential(*layers)
+
+        self.input = ConstantInput(c.channel(4))
+        self.conv1 = StyledConv(c.channel(4), c.channel(4), 3, c.style_dim, blur_kernel=blur)
+        self.to_rgb1 = ToRGB(c.channel(4), c.style_dim, upsample=False)
+
+        self.convs = nn.ModuleList()
+        self.upsamples = nn.ModuleList()
+        self.to_rgbs = nn.ModuleList()
+        in_channel = c.channel(4)
+        for res in c.resolutions[1:]:
+            out_channel = c.channel(res)
+            self.convs.append(StyledConv(in_channel, out_channel, 3, c.style_dim, upsample=True, blur_kernel=blur))
+            self.convs.append(StyledConv(out_channel, out_channel, 3, c.style_dim, blur_kernel=blur))
+            self.to_rgbs.append(ToRGB(out_channel, c.style_dim, blur_kernel=blur))
+            in_channel = out_channel
+
+        self.noises = NoiseBuffers(self.noise_resolutions)
+        if c.has_latent_avg:
+            self.register_buffer("latent_avg", torch.zeros(c.style_dim))
+        self.post_init()
+
+    # -- structure ------------------------------------------------------------------
+
+    @property
+    def noise_resolutions(self) -> list[int]:
+        """Resolution of each noise map / styled conv: [4, 8, 8, 16, 16, ...]."""
+        return [2 ** ((i + 5) // 2) for i in range(self.num_layers)]
+
+    @property
+    def feature_layers(self) -> list[str]:
+        """Names of the synthesis convs whose activations ``return_features`` gives, in order."""
+        return ["conv1"] + [f"convs.{i}" for i in range(len(self.convs))]
+
+    def feature_shapes(self) -> "OrderedDict[str, tuple[int, int]]":
+        """layer name -> (channels, resolution)."""
+        shapes = OrderedDict(conv1=(self.config.channel(4), 4))
+        for i, res in enumerate(self.noise_resolutions[1:]):
+            shapes[f"convs.{i}"] = (self.config.channel(res), res)
+        return shapes
+
+    def _init_weights(self, module: nn.Module) -> None:
+        if module is self and self.config.has_latent_avg:
+            init.zeros_(self.latent_avg)
+        init_stylegan2_module(module)
+
+    # -- latents ------------------------------------------------------------------
+
+    def make_noise(self, generator: torch.Generator | None = None) -> list[torch.Tensor]:
+        """Fresh noise maps: list of ``num_layers`` tensors (1, 1, r, r)."""
+        device = self.input.input.device
+        return [torch.randn(1, 1, r, r, device=device, generator=generator) for r in self.noise_resolutions]
+
+    def fixed_noise(self) -> list[torch.Tensor]:
+        """The stored noise maps (``noises.noise_i``)."""
+        return [getattr(self.noises, f"noise_{i}") for i in range(self.num_layers)]
+
+    @torch.no_grad()
+    def mean_latent(self, n_latent: int = 4096, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Average W over ``n_latent`` samples of z: (1, style_dim)."""
+        z = torch.randn(n_latent, self.style_dim, device=self.input.input.device, generator=generator)
+        return self.style(z).mean(0, keepdim=True)
+
+    def get_latent(self, z: torch.Tensor) -> torch.Tensor:
+        """Map z (B, style_dim) to w (B, style_dim)."""
+        return self.style(z)
+
+    # -- forward ------------------------------------------------------------------
+
+    def forward(
+        self,
+        styles: Sequence[torch.Tensor] | torch.Tensor,
+        return_latents: bool = False,
+        inject_index: int | None = None,
+        truncation: float = 1.0,
+        truncation_latent: torch.Tensor | None = None,
+        input_is_latent: bool = False,
+        noise: Sequence[torch.Tensor | None] | None = None,
+        randomize_noise: bool = True,
+        return_features: bool = False,
+        return_dict: bool = True,
+    ) -> StyleGAN2Output:
+        """Synthesize images.
+
+        Args:
+            styles: list of one or two codes (two = style mixing at ``inject_index``).
+                Each is z (B, style_dim) or, with ``input_is_latent``, w (B, style_dim)
+                or w+ (B, n_latent, style_dim). A bare tensor counts as a one-element list.
+            truncation: psi; < 1 pulls codes toward ``truncation_latent`` (1, style_dim).
+            noise: ``num_layers`` maps (B or 1, 1, r, r); None takes fresh noise when
+                ``randomize_noise`` else the stored maps.
+            return_features: also return every synthesis conv's activation.
+        """
+        if isinstance(styles, torch.Tensor):
+            styles = [styles]
+        styles = list(styles)
+        if not 1 <= len(styles) <= 2:
+            raise ValueError(f"styles must hold one or two codes, got {len(styles)}")
+        if not input_is_latent:
+            for s in styles:
+                if s.ndim != 2 or s.shape[-1] != self.style_dim:
+                    raise ValueError(f"z must be (B, {self.style_dim}), got {tuple(s.shape)}")
+            styles = [self.style(s) for s in styles]
+        for s in styles:
+            if s.shape[-1] != self.style_dim or s.ndim not in (2, 3) or (s.ndim == 3 and s.shape[1] != self.n_latent):
+                raise ValueError(
+                    f"w must be (B, {self.style_dim}) or w+ (B, {self.n_latent}, {self.style_dim}), got {tuple(s.shape)}"
+                )
+
+        if noise is None:
+            noise = [None] * self.num_layers if randomize_noise else self.fixed_noise()
+        elif len(noise) != self.num_layers:
+            raise ValueError(f"noise must hold {self.num_layers} maps, got {len(noise)}")
+
+        if truncation < 1:
+            if truncation_latent is None:
+                raise ValueError("truncation < 1 needs truncation_latent (e.g. g.mean_latent(4096))")
+            styles = [truncation_latent + truncation * (s - truncation_latent) for s in styles]
+
+        latent = self._broadcast_styles(styles, inject_index)
+
+        features: OrderedDict[str, torch.Tensor] = OrderedDict()
+        out = self.input(latent)
+        out = self.conv1(out, latent[:, 0], noise=noise[0])
+        if return_features:
+            features["conv1"] = out
+        skip = self.to_rgb1(out, latent[:, 1])
+        i = 1
+        for k, to_rgb in enumerate(self.to_rgbs):
+            out = self.convs[2 * k](out, latent[:, i], noise=noise[2 * k + 1])
+            if return_features:
+                features[f"convs.{2 * k}"] = out
+            out = self.convs[2 * k + 1](out, latent[:, i + 1], noise=noise[2 * k + 2])
+            if return_features:
+                features[f"convs.{2 * k + 1}"] = out
+            skip = to_rgb(out, latent[:, i + 2], skip)
+            i += 2
+
+        result = StyleGAN2Output(
+            images=skip,
+            latents=latent if return_latents else None,
+            features=features if return_features else None,
+        )
+        return result if return_dict else result.to_tuple()
+
+    def _broadcast_styles(self, styles: list[torch.Tensor], inject_index: int | None) -> torch.Tensor:
+        """One or two w / w+ codes -> w+ (B, n_latent, style_dim)."""
+        n = self.n_latent
+        if len(styles) == 1:
+            s = styles[0]
+            return s if s.ndim == 3 else s.unsqueeze(1).repeat(1, n, 1)
+        if inject_index is None:
+            inject_index = int(torch.randint(1, n, ()).item())
+        if not 0 <= inject_index <= n:
+            raise ValueError(f"inject_index must be in [0, {n}], got {inject_index}")
+        a, b = (s if s.ndim == 3 else s.unsqueeze(1).repeat(1, n, 1) for s in styles)
+        return torch.cat([a[:, :inject_index], b[:, inject_index:]], 1)
+
+
+# --------------------------------------------------------------------------- discriminator
+
+
+@dataclass
+class DiscriminatorOutput(ModelOutput):
+    """logits: (B, 1) realness scores; features: block name -> activation when asked."""
+
+    logits: torch.Tensor | None = None
+    features: "OrderedDict[str, torch.Tensor] | None" = None
+
+
+class StyleGAN2Discriminator(ResolveBundledMixin, PreTrainedModel):
+    """StyleGAN2 residual discriminator (rosinality layout; ``ckpt["d"]`` loads unchanged).
+
+    images: (B, 3, size, size) in [-1, 1] -> logits (B, 1).
+    """
+
+    config_class = StyleGAN2DiscriminatorConfig
+    main_input_name = "images"
+    base_model_prefix = "stylegan2_discriminator"
+
+    def __init__(self, config: StyleGAN2DiscriminatorConfig):
+        super().__init__(config)
+        c = config
+        self.size = c.size
+        blur = c.blur_kernel
+        convs: list[nn.Module] = [ConvLayer(3, c.channel(c.size), 1)]
+        in_channel = c.channel(c.size)
+        for res in reversed(c.resolutions[1:]):
+            out_channel = c.channel(res // 2)
+            convs.append(ResBlock(in_channel, out_channel, blur))
+            in_channel = out_channel
+        self.convs = nn.Sequential(*convs)
+        self.stddev_group = 4
+        self.stddev_feat = 1
+        self.final_conv = ConvLayer(in_channel + 1, c.channel(4), 3)
+        self.final_linear = nn.Sequential(
+            EqualLinear(c.channel(4) * 4 * 4, c.channel(4), activation="fused_lrelu"),
+            EqualLinear(c.channel(4), 1),
+        )
+        self.post_init()
+
+    def _init_weights(self, module: nn.Module) -> None:
+        init_stylegan2_module(module)
+
+    def forward(self, images: torch.Tensor, return_features: bool = False,
+                return_dict: bool = True) -> DiscriminatorOutput:
+        if images.ndim != 4 or images.shape[1] != 3 or images.shape[-1] != self.size or images.shape[-2] != self.size:
+            raise ValueError(f"images must be (B, 3, {self.size}, {self.size}), got {tuple(images.shape)}")
+        features: OrderedDict[str, torch.Tensor] = OrderedDict()
+        out = images
+        for i, layer in enumerate(self.convs):
+            out = layer(out)
+            if return_features:
+                features[f"convs.{i}"] = out
+        batch, channel, height, width = out.shape
+        group = min(batch, self.stddev_group)
+        if batch % group:
+            group = 1
+        stddev = out.view(group, -1, self.stddev_feat, channel // self.stddev_feat, height, width)
+        stddev = torch.sqrt(stddev.var(0, unbiased=False) + 1e-8)
+        stddev = stddev.mean([2, 3, 4], keepdim=True).squeeze(2)
+        stddev = stddev.repeat(group, 1, height, width)
+        out = self.final_conv(torch.cat([out, stddev], 1))
+        logits = self.final_linear(out.view(batch, -1))
+        result = DiscriminatorOutput(logits=logits, features=features if return_features else None)
+        return result if return_dict else result.to_tuple()

