@@ -9,8 +9,22 @@ from dataclasses import MISSING, fields
 from pathlib import Path
 
 
+FLAG_HELP = {
+    "head": "cnn-s | cnn-m | cnn-l | mlp-0 | mlp-1 | mlp-2 | ensemble-N",
+    "augment": "none, flip (few-shot) or translate-color (GAN)",
+    "shots": "shots folder: images/, labels/, latents/, id2label.json",
+    "generator": "bundled name, model folder or hub id",
+    "out": "output folder",
+    "output_size": "logit resolution (default: the generator's size)",
+    "mixed_precision": "no | fp16 | bf16 (GPUs)",
+    "max_minutes": "stop (with a checkpoint) after this many minutes; rerun with --resume to continue",
+    "channels": "JSON object resolution -> channels",
+    "disc_channels": "JSON object resolution -> channels (default: the generator's)",
+}
+
+
 def _add_dataclass_flags(parser: argparse.ArgumentParser, cls, skip: tuple[str, ...] = ()) -> None:
-    """One ``--flag`` per dataclass field, typed from its default."""
+    """One ``--flag`` per dataclass field, typed from its annotation."""
     for f in fields(cls):
         if f.name in skip:
             continue
@@ -18,18 +32,21 @@ def _add_dataclass_flags(parser: argparse.ArgumentParser, cls, skip: tuple[str, 
             default = f.default
         else:
             default = f.default_factory() if f.default_factory is not MISSING else None
-        flag = "--" + f.name.replace("_", "-")
-        if isinstance(default, bool):
-            parser.add_argument(flag, type=lambda s: s.lower() in ("1", "true", "yes"), default=default,
-                                help=f"(default: {default})")
-        elif isinstance(default, dict) or f.name.endswith("channels"):
-            parser.add_argument(flag, type=json.loads, default=default,
-                                help=f"JSON object resolution -> channels (default: {json.dumps(default)})")
-        elif default is None:
-            parser.add_argument(flag, type=float if "minutes" in f.name else str, default=None,
-                                help="(default: none)")
+        annotation = str(f.type)
+        if "dict" in annotation:
+            kind = json.loads
+        elif annotation.startswith("bool"):
+            kind = lambda v: v.lower() in ("1", "true", "yes")  # noqa: E731
+        elif annotation.startswith("int"):
+            kind = int
+        elif annotation.startswith("float"):
+            kind = float
         else:
-            parser.add_argument(flag, type=type(default), default=default, help=f"(default: {default})")
+            kind = str
+        shown = json.dumps(default) if isinstance(default, dict) else default
+        text = FLAG_HELP.get(f.name, "")
+        parser.add_argument("--" + f.name.replace("_", "-"), type=kind, default=default,
+                            help=f"{text} (default: {shown})".strip())
 
 
 def _cmd_convert(args) -> None:
@@ -105,6 +122,43 @@ def _cmd_fid(args) -> None:
         atomic_write_text(args.out, text)
 
 
+def _cmd_sample(args) -> None:
+    import torch
+
+    from .io import tensor_to_uint8
+    from .labels import CLASSES_3, CLASSES_10, id2label
+    from .models.stylegan2 import StyleGAN2Generator
+    from .shots import write_id2label, write_shot
+
+    g = StyleGAN2Generator.from_pretrained(args.generator).eval()
+    gen = torch.Generator().manual_seed(args.seed)
+    names = CLASSES_10 if args.classes == 10 else CLASSES_3
+    mean = g.mean_latent(4096, generator=gen)
+    for i in range(args.n):
+        with torch.no_grad():
+            w = g.get_latent(torch.randn(1, g.config.style_dim, generator=gen))
+            w = mean + args.truncation * (w - mean)
+            if args.space == "w+":
+                w = w.unsqueeze(1).repeat(1, g.n_latent, 1)
+            noise = g.make_noise(generator=gen)
+            image = g([w], input_is_latent=True, noise=noise).images
+        write_shot(args.out, f"sample_{args.seed:04d}_{i:03d}", tensor_to_uint8(image)[0], None, w, noise,
+                   args.generator)
+    write_id2label(args.out, id2label(names))
+    print(f"wrote {args.n} samples to {args.out}: paint labels/*.png with the class ids of "
+          f"{args.out}/id2label.json, then run gan-partseg train-fewshot --shots {args.out}")
+
+
+def _cmd_train_fewshot(args) -> None:
+    from .training.fewshot import TrainFewShotConfig, train_fewshot
+
+    values = {f.name: getattr(args, f.name) for f in fields(TrainFewShotConfig)}
+    model = train_fewshot(TrainFewShotConfig(**values))
+    s = model.training_summary
+    print(f"trained {args.head} on {s['k']} shots: loss {s['first_loss']:.3f} -> {s['final_loss']:.3f} "
+          f"in {s['seconds']:.0f} s" + (f"; wrote {args.out}" if args.out else ""))
+
+
 def _cmd_artifacts(args) -> None:
     from .hub import bundled_artifacts
 
@@ -116,6 +170,7 @@ def _cmd_artifacts(args) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .training.fewshot import TrainFewShotConfig
     from .training.gan import TrainGANConfig
 
     parser = argparse.ArgumentParser(
@@ -178,6 +233,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, default=16)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("sample", help="write generated examples as a shots folder with empty labels to paint")
+    p.add_argument("--generator", default="toyfaces-64", help="bundled name, folder or hub id")
+    p.add_argument("--out", required=True, help="shots folder to write (images/, labels/, latents/, id2label.json)")
+    p.add_argument("--n", type=int, default=5)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--truncation", type=float, default=0.7)
+    p.add_argument("--space", choices=["w", "w+"], default="w")
+    p.add_argument("--classes", type=int, choices=[10, 3], default=10, help="label schema for id2label.json")
+    p.set_defaults(func=_cmd_sample)
+
+    p = sub.add_parser("train-fewshot", help="train a few-shot head on a shots folder",
+                       description="Train a CNN / MLP / ensemble head on generator features of k annotated shots.")
+    _add_dataclass_flags(p, TrainFewShotConfig)
+    p.set_defaults(func=_cmd_train_fewshot)
 
     p = sub.add_parser("artifacts", help="list the pretrained artifacts bundled in the package")
     p.set_defaults(func=_cmd_artifacts)

@@ -1,0 +1,185 @@
+"""Few-shot heads on generator activations: CNN, MLP and an ensemble of MLPs.
+
+Every head starts with a **pointwise** layer over the concatenated features.
+Resizing (bilinear / area) is linear and per channel, so
+
+    conv1x1(resize(concat_l f_l)) == sum_l resize(conv1x1_l(f_l))
+
+The efficient path (default) projects each layer at its own resolution (or
+resizes first when that touches fewer elements, e.g. 1024 px layers read at
+512 px), resizes, and sums: the stacked (B, sum C_l, R, R) tensor of the
+research code never exists. The naive path (``path="naive"``) builds it and is
+kept for tests and benchmarks; the two agree to float rounding.
+
+Heads (method.md section 3):
+
+* ``cnn-s`` / ``cnn-m`` / ``cnn-l``: 1x1 conv to 128, dilated 3x3 convs
+  (S: dilations 1,2,1; M: 2,4,1,2,4; L: 2,4,8,1,2,4,8, the paper's "1+8 layers",
+  receptive field 61), channels 64 ... 64 -> 32, a 3x3 conv to the classes,
+  leaky ReLU 0.2 between layers, no normalisation.
+* ``mlp-0`` / ``mlp-1`` / ``mlp-2``: per-pixel linear layers with ReLU and 0, 1
+  (128) or 2 (128, 32) hidden layers.
+* ``ensemble-N``: N ``mlp-2`` members (the DatasetGAN recipe) sharing one
+  projection matrix of N x 128 outputs; the prediction is the mean of the
+  members' probabilities, and their disagreement is available.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from .features import check_modes, resize, stack_features
+
+CNN_DILATIONS = {"S": (1, 2, 1), "M": (2, 4, 1, 2, 4), "L": (2, 4, 8, 1, 2, 4, 8)}
+MLP_HIDDEN = {0: (), 1: (128,), 2: (128, 32)}
+PROJ_CHANNELS = 128
+
+
+def parse_head(spec: str) -> dict:
+    """'cnn-l' | 'cnn-m' | 'cnn-s' | 'mlp-0' | 'mlp-1' | 'mlp-2' | 'ensemble-10' -> config fields."""
+    s = spec.strip().lower()
+    if m := re.fullmatch(r"cnn-([sml])", s):
+        return {"head": "cnn", "cnn_size": m.group(1).upper()}
+    if m := re.fullmatch(r"mlp-([012])", s):
+        return {"head": "mlp", "mlp_hidden_layers": int(m.group(1))}
+    if m := re.fullmatch(r"ensemble(?:-(\d+))?", s):
+        return {"head": "ensemble", "ensemble_size": int(m.group(1) or 10), "mlp_hidden_layers": 2}
+    raise ValueError(f"unknown head {spec!r}: use cnn-s, cnn-m, cnn-l, mlp-0, mlp-1, mlp-2 or ensemble-N")
+
+
+def receptive_field(cnn_size: str) -> int:
+    """Receptive field (pixels) of a CNN head: 1 + 2 * (sum of dilations) + 2 for the last 3x3."""
+    return 1 + 2 * sum(CNN_DILATIONS[cnn_size]) + 2
+
+
+class PointwiseProjection(nn.Module):
+    """The head's first layer: a 1x1 conv over all layers' channels, applied layer by layer.
+
+    weight: (out, sum C_l), bias: (out,). ``layer_channels`` fixes the layer order and sizes.
+    """
+
+    def __init__(self, layer_channels: Mapping[str, int], out_channels: int):
+        super().__init__()
+        self.layer_names = list(layer_channels)
+        self.splits = [int(c) for c in layer_channels.values()]
+        total = sum(self.splits)
+        self.weight = nn.Parameter(torch.empty(out_channels, total))
+        self.bias = nn.Parameter(torch.empty(out_channels))
+        bound = 1 / math.sqrt(total)
+        nn.init.uniform_(self.weight, -bound, bound)
+        nn.init.uniform_(self.bias, -bound, bound)
+
+    def _check(self, features: Mapping[str, torch.Tensor]) -> None:
+        got = [(n, f.shape[1]) for n, f in features.items()]
+        want = list(zip(self.layer_names, self.splits))
+        if got != want:
+            raise ValueError(f"features do not match the head: expected (layer, channels) {want}, got {got}")
+
+    @staticmethod
+    def resize_first(in_channels: int, out_channels: int, r: int, size: int) -> bool:
+        """True when resizing the input is cheaper than resizing the projection (fewer elements)."""
+        return in_channels * size * size < out_channels * r * r
+
+    def forward(self, features: Mapping[str, torch.Tensor], size: int, up_mode: str = "bilinear",
+                down_mode: str = "area", path: str = "efficient", plan: str = "auto") -> torch.Tensor:
+        """features: layer -> (B, C_l, r_l, r_l) -> (B, out, size, size)."""
+        self._check(features)
+        if path == "naive":
+            x = stack_features(features, size, up_mode, down_mode)
+            return F.conv2d(x, self.weight[:, :, None, None], self.bias)
+        if path != "efficient":
+            raise ValueError(f"path must be 'efficient' or 'naive', got {path!r}")
+        out = None
+        for f, w in zip(features.values(), self.weight.split(self.splits, dim=1)):
+            w = w[:, :, None, None]
+            first = {"auto": self.resize_first(f.shape[1], w.shape[0], f.shape[-1], size),
+                     "project-first": False, "resize-first": True}[plan]
+            if first:
+                y = F.conv2d(resize(f, size, up_mode, down_mode), w)
+            else:
+                y = resize(F.conv2d(f, w), size, up_mode, down_mode)
+            out = y if out is None else out.add_(y)
+        return out + self.bias[None, :, None, None]
+
+
+@dataclass
+class HeadOutput:
+    """logits: (B, n_classes, R, R); member_logits: (B, M, n_classes, R, R) for ensembles."""
+
+    logits: torch.Tensor
+    member_logits: torch.Tensor | None = None
+
+
+class SegmentationHead(nn.Module):
+    """Projection + body. features (layer -> (B, C_l, r, r)) -> HeadOutput at ``size`` px."""
+
+    def __init__(self, layer_channels: Mapping[str, int], n_classes: int, head: str = "cnn",
+                 cnn_size: str = "L", mlp_hidden_layers: int = 1, ensemble_size: int = 10,
+                 checkpoint_body: bool = False):
+        super().__init__()
+        self.kind = head
+        self.n_classes = n_classes
+        self.ensemble_size = ensemble_size if head == "ensemble" else 1
+        self.checkpoint_body = checkpoint_body
+        if head == "cnn":
+            if cnn_size not in CNN_DILATIONS:
+                raise ValueError(f"cnn_size must be S, M or L, got {cnn_size!r}")
+            self.project = PointwiseProjection(layer_channels, PROJ_CHANNELS)
+            self.act = nn.LeakyReLU(0.2, inplace=True)
+            layers: list[nn.Module] = []
+            dil = CNN_DILATIONS[cnn_size]
+            widths = [PROJ_CHANNELS] + [64] * (len(dil) - 1) + [32]
+            for i, d in enumerate(dil):
+                layers += [nn.Conv2d(widths[i], widths[i + 1], 3, padding=d, dilation=d),
+                           nn.LeakyReLU(0.2, inplace=True)]
+            layers.append(nn.Conv2d(32, n_classes, 3, padding=1))
+            self.body = nn.Sequential(*layers)
+        elif head in ("mlp", "ensemble"):
+            if mlp_hidden_layers not in MLP_HIDDEN:
+                raise ValueError(f"mlp_hidden_layers must be 0, 1 or 2, got {mlp_hidden_layers}")
+            m = self.ensemble_size
+            dims = list(MLP_HIDDEN[mlp_hidden_layers]) + [n_classes]
+            self.project = PointwiseProjection(layer_channels, dims[0] * m)
+            self.act = nn.ReLU(inplace=True) if len(dims) > 1 else nn.Identity()
+            layers = []
+            for i, (a, b) in enumerate(zip(dims[:-1], dims[1:])):
+                if i:
+                    layers.append(nn.ReLU(inplace=True))
+                layers.append(nn.Conv2d(a * m, b * m, 1, groups=m))
+            self.body = nn.Sequential(*layers)
+        else:
+            raise ValueError(f"head must be 'cnn', 'mlp' or 'ensemble', got {head!r}")
+
+    def forward(self, features: Mapping[str, torch.Tensor], size: int, up_mode: str = "bilinear",
+                down_mode: str = "area", path: str = "efficient", plan: str = "auto") -> HeadOutput:
+        x = self.act(self.project(features, size, up_mode, down_mode, path, plan))
+        if self.checkpoint_body and self.training and x.requires_grad and len(self.body):
+            x = checkpoint(self.body, x, use_reentrant=False)
+        else:
+            x = self.body(x)
+        if self.kind != "ensemble":
+            return HeadOutput(logits=x)
+        b, _, h, w = x.shape
+        members = x.view(b, self.ensemble_size, self.n_classes, h, w)
+        mean_log_prob = torch.logsumexp(F.log_softmax(members, 2), 1) - math.log(self.ensemble_size)
+        return HeadOutput(logits=mean_log_prob, member_logits=members)
+
+
+def disagreement(member_logits: torch.Tensor) -> torch.Tensor:
+    """Jensen-Shannon divergence between ensemble members per pixel: (B, M, n, H, W) -> (B, H, W), nats."""
+    p = F.softmax(member_logits, 2)
+    mean = p.mean(1)
+    ent = lambda q: -(q * torch.log(q.clamp_min(1e-12))).sum(-3)  # noqa: E731
+    return ent(mean) - ent(p).mean(1)
+
+
+__all__ = ["CNN_DILATIONS", "HeadOutput", "PointwiseProjection", "SegmentationHead", "check_modes",
+           "disagreement", "parse_head", "receptive_field"]

@@ -1,0 +1,136 @@
+"""Train a few-shot head on k annotated shots (the shared Accelerate loop).
+
+The generator's activations at every shot's latent are computed once and
+cached at their native resolutions (not the stacked full-size tensor), then
+the head trains with Adam (lr 1e-3, weight decay 1e-3) and cross-entropy, one
+seeded batch per step, optionally with horizontal flips of features and labels.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import OrderedDict
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..fewshot import FewShotSegmenter, FewShotSegmenterConfig
+from ..heads import parse_head
+from ..hub import save_pretrained_atomic
+from ..io import atomic_write_text
+from ..models.stylegan2 import StyleGAN2Generator
+from ..shots import Shot, ShotsError, check_shots_fit, read_shots
+from .common import step_generator
+from .loop import fit
+
+
+@dataclass
+class TrainFewShotConfig:
+    """Settings of one few-shot training run (saved as ``training.json`` beside the model)."""
+
+    generator: str = "toyfaces-64"
+    shots: str = "shots"
+    out: str | None = None
+    head: str = "cnn-l"
+    steps: int = 600
+    lr: float = 1e-3
+    weight_decay: float = 1e-3
+    batch: int = 1
+    augment: str = "none"
+    seed: int = 0
+    output_size: int | None = None
+    checkpoint_body: bool = False
+    mixed_precision: str = "no"
+
+
+@torch.no_grad()
+def shot_features(generator: StyleGAN2Generator, shots: list[Shot], layers: list[str]
+                  ) -> "OrderedDict[str, torch.Tensor]":
+    """Cache: layer -> (k, C_l, r_l, r_l) activations at every shot's latent and noise."""
+    device = generator.input.input.device
+    per_layer: dict[str, list[torch.Tensor]] = {n: [] for n in layers}
+    for s in shots:
+        noise = [n.to(device) for n in s.noise] if s.noise else None
+        out = generator([s.latent.to(device)], input_is_latent=True, noise=noise, randomize_noise=False,
+                        return_features=True)
+        for n in layers:
+            per_layer[n].append(out.features[n])
+    return OrderedDict((n, torch.cat(v)) for n, v in per_layer.items())
+
+
+def train_fewshot(cfg: TrainFewShotConfig, generator: StyleGAN2Generator | None = None,
+                  shots: tuple[list[Shot], dict[int, str]] | None = None, progress: bool = True,
+                  layers: list[str] | None = None) -> FewShotSegmenter:
+    """Train a head on the shots in ``cfg.shots`` (or ``shots`` given as read_shots' result).
+
+    Writes the model folder to ``cfg.out`` when set. Everything is validated before training starts.
+    """
+    from accelerate import Accelerator
+
+    if cfg.augment not in ("none", "flip"):
+        raise ValueError(f"augment must be 'none' or 'flip', got {cfg.augment!r}")
+    head_fields = parse_head(cfg.head)
+    shot_list, id2label = shots if shots is not None else read_shots(cfg.shots)
+    if generator is None:
+        generator = StyleGAN2Generator.from_pretrained(cfg.generator)
+    generator.eval()
+    check_shots_fit(shot_list, generator, cfg.shots)
+    names = {s.generator for s in shot_list} - {""}
+    if names and names != {cfg.generator}:
+        raise ShotsError(f"the shots were made with generator {sorted(names)[0]!r}, not {cfg.generator!r}")
+    size = cfg.output_size or generator.config.size
+    labels = torch.from_numpy(np.stack([s.labels for s in shot_list])).long()
+    if labels.shape[-1] != size:
+        raise ShotsError(f"labels are {labels.shape[-1]} px but the segmenter outputs {size} px; "
+                         "pass an output_size equal to the label size")
+
+    accelerator = Accelerator(mixed_precision=cfg.mixed_precision)
+    torch.manual_seed(cfg.seed)
+    config = FewShotSegmenterConfig.for_generator(generator, cfg.generator, id2label, layers=layers,
+                                                  output_size=size, checkpoint_body=cfg.checkpoint_body,
+                                                  **head_fields)
+    model = FewShotSegmenter(config)
+    model.set_generator(generator)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    generator.to(accelerator.device)
+    cache = shot_features(generator, shot_list, config.feature_layers)
+    labels = labels.to(accelerator.device)
+    k = labels.shape[0]
+    ensemble = config.head == "ensemble"
+
+    def loss_fn(step: int) -> torch.Tensor:
+        gen = step_generator(cfg.seed, step)
+        idx = torch.randperm(k, generator=gen)[: min(cfg.batch, k)]
+        feats = OrderedDict((n, f[idx]) for n, f in cache.items())
+        target = labels[idx]
+        if cfg.augment == "flip" and torch.rand((), generator=gen).item() < 0.5:
+            feats = OrderedDict((n, f.flip(-1)) for n, f in feats.items())
+            target = target.flip(-1)
+        with accelerator.autocast():
+            out = model(feats)
+        if ensemble:  # every member learns on its own
+            m = out.member_logits
+            return F.cross_entropy(m.flatten(0, 1).float(), target.repeat_interleave(m.shape[1], 0))
+        return F.cross_entropy(out.logits.float(), target)
+
+    out_dir = Path(cfg.out) if cfg.out else None
+    t0 = time.time()
+    model.train()
+    losses = fit(accelerator, optimizer, loss_fn, cfg.steps, desc=f"train-fewshot {cfg.head} k={k}",
+                 progress=progress)
+    model = accelerator.unwrap_model(model).eval()
+    model.training_summary = {"config": asdict(cfg), "k": k, "shots": [s.name for s in shot_list],
+                              "first_loss": losses[0] if losses else None,
+                              "final_loss": float(np.mean(losses[-10:])) if losses else None,
+                              "seconds": round(time.time() - t0, 2)}
+    if out_dir is not None:
+        save_pretrained_atomic(model, out_dir)
+        atomic_write_text(out_dir / "training.json", json.dumps(model.training_summary, indent=2))
+        atomic_write_text(out_dir / "log.jsonl", "".join(json.dumps({"step": i + 1, "loss": v}) + "\n"
+                                                         for i, v in enumerate(losses)))
+    return model

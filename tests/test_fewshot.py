@@ -1,0 +1,210 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from gan_partseg.cli import main as cli_main
+from gan_partseg.fewshot import FewShotSegmenter, FewShotSegmenterConfig
+from gan_partseg.heads import CNN_DILATIONS, SegmentationHead, parse_head, receptive_field
+from gan_partseg.io import tensor_to_uint8
+from gan_partseg.metrics import evaluate_arrays
+from gan_partseg.shots import ShotsError, read_shots, write_id2label, write_shot
+from gan_partseg.training.fewshot import TrainFewShotConfig, train_fewshot
+
+HEADS = ["cnn-s", "cnn-m", "cnn-l", "mlp-0", "mlp-1", "mlp-2", "ensemble-3"]
+
+
+def _features(g, n=2):
+    with torch.no_grad():
+        return g([torch.randn(n, 32)], return_features=True).features
+
+
+@pytest.mark.parametrize("spec", HEADS)
+@pytest.mark.parametrize("size,up,down", [(32, "bilinear", "area"), (16, "bilinear", "area"),
+                                          (48, "nearest", "area"), (24, "bicubic", "bilinear")])
+def test_head_matches_naive_concat(tiny_generator, spec, size, up, down):
+    feats = _features(tiny_generator)
+    torch.manual_seed(0)
+    head = SegmentationHead({k: v.shape[1] for k, v in feats.items()}, 4, **parse_head(spec))
+    naive = head(feats, size, up, down, path="naive").logits
+    assert naive.shape == (2, 4, size, size)
+    for plan in ("auto", "project-first", "resize-first"):
+        eff = head(feats, size, up, down, plan=plan).logits
+        assert ((eff - naive).abs().max() / naive.abs().max()) < 1e-5
+
+
+def test_efficient_gradients_match_naive(tiny_generator):
+    feats = _features(tiny_generator)
+    torch.manual_seed(0)
+    head = SegmentationHead({k: v.shape[1] for k, v in feats.items()}, 3, head="cnn", cnn_size="M")
+    grads = []
+    for path in ("naive", "efficient"):
+        head.zero_grad()
+        head(feats, 32, path=path).logits.square().mean().backward()
+        grads.append(head.project.weight.grad.clone())
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-4, atol=1e-7)
+
+
+def test_cnn_sizes_and_receptive_fields(tiny_generator):
+    feats = _features(tiny_generator)
+    ch = {k: v.shape[1] for k, v in feats.items()}
+    assert receptive_field("L") == 61
+    for size, dil in CNN_DILATIONS.items():
+        head = SegmentationHead(ch, 5, head="cnn", cnn_size=size)
+        convs = [m for m in head.body if isinstance(m, torch.nn.Conv2d)]
+        assert [c.dilation[0] for c in convs[:-1]] == list(dil)
+        assert convs[0].in_channels == 128 and convs[-2].out_channels == 32 and convs[-1].out_channels == 5
+    assert len([m for m in SegmentationHead(ch, 5, head="cnn", cnn_size="L").body
+                if isinstance(m, torch.nn.Conv2d)]) == 8  # 1x1 projection + 8 = "1+8 layers"
+    with pytest.raises(ValueError, match="unknown head"):
+        parse_head("cnn-xl")
+
+
+def test_checkpointed_body_gives_same_gradients(tiny_generator):
+    feats = _features(tiny_generator)
+    ch = {k: v.shape[1] for k, v in feats.items()}
+    grads = []
+    for ckpt in (False, True):
+        torch.manual_seed(0)
+        head = SegmentationHead(ch, 3, head="cnn", cnn_size="L", checkpoint_body=ckpt).train()
+        head(feats, 32).logits.square().mean().backward()
+        grads.append(head.body[0].weight.grad)
+    torch.testing.assert_close(grads[0], grads[1])
+
+
+def _make_shots(g, folder, n=1, seed=0, generator_name="tiny"):
+    torch.manual_seed(seed)
+    labels_all = []
+    for i in range(n):
+        w = g.get_latent(torch.randn(1, 32))
+        noise = g.make_noise()
+        with torch.no_grad():
+            img = tensor_to_uint8(g([w], input_is_latent=True, noise=noise).images)[0]
+        gray = img.astype(float).mean(-1)
+        lab = np.digitize(gray, np.quantile(gray, [0.33, 0.66])).astype(np.uint8)
+        write_shot(folder, f"s{i}", img, lab, w.detach(), noise, generator_name)
+        labels_all.append((w.detach(), noise, lab))
+    write_id2label(folder, {0: "dark", 1: "mid", 2: "light"})
+    return labels_all
+
+
+@pytest.mark.parametrize("head,steps", [("cnn-l", 120), ("mlp-1", 300)])
+def test_training_on_one_shot_overfits_it(tiny_generator, tmp_path, head, steps):
+    ((w, noise, lab),) = _make_shots(tiny_generator, tmp_path / "shots")
+    model = train_fewshot(TrainFewShotConfig(generator="tiny", shots=str(tmp_path / "shots"), head=head,
+                                             steps=steps, out=str(tmp_path / "model")),
+                          generator=tiny_generator, progress=False)
+    s = model.training_summary
+    assert s["final_loss"] < 0.5 * s["first_loss"]
+    pred = model.segment_latents(w, noise).labels
+    assert evaluate_arrays(pred.numpy(), lab[None], 3)["mean_iou"] > 0.9
+    # save / load identity
+    loaded = FewShotSegmenter.from_pretrained(tmp_path / "model")
+    loaded.set_generator(tiny_generator)
+    out_a, out_b = model.segment_latents(w, noise), loaded.segment_latents(w, noise)
+    assert torch.equal(out_a.logits, out_b.logits)
+    assert loaded.id2label == {0: "dark", 1: "mid", 2: "light"}
+    assert json.loads((tmp_path / "model" / "training.json").read_text())["k"] == 1
+    assert "generator" not in " ".join(loaded.state_dict())
+
+
+def test_training_is_deterministic_with_a_seed(tiny_generator, tmp_path):
+    _make_shots(tiny_generator, tmp_path / "shots", n=2)
+    cfg = TrainFewShotConfig(generator="tiny", shots=str(tmp_path / "shots"), head="mlp-1", steps=10,
+                             batch=1, augment="flip", seed=3)
+    a = train_fewshot(cfg, generator=tiny_generator, progress=False)
+    b = train_fewshot(cfg, generator=tiny_generator, progress=False)
+    for (k, v), (_, v2) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert torch.equal(v, v2), k
+
+
+def test_ensemble_returns_members_and_disagreement(tiny_generator):
+    from gan_partseg.heads import disagreement
+
+    config = FewShotSegmenterConfig.for_generator(tiny_generator, "tiny", {0: "a", 1: "b"}, **parse_head("ensemble-4"))
+    model = FewShotSegmenter(config)
+    model.set_generator(tiny_generator)
+    out = model.segment_latents(tiny_generator.mean_latent(16))
+    assert out.member_logits.shape == (1, 4, 2, 32, 32)
+    js = disagreement(out.member_logits)
+    assert js.shape == (1, 32, 32) and (js >= -1e-6).all()
+    assert torch.allclose(out.logits.exp().sum(1), torch.ones(1, 32, 32), atol=1e-5)
+
+
+# ------------------------------------------------------------------ bad input
+
+
+def _train(g, folder, **kw):
+    return train_fewshot(TrainFewShotConfig(generator="tiny", shots=str(folder), steps=2, **kw), generator=g,
+                         progress=False)
+
+
+def test_label_of_wrong_size_is_named(tiny_generator, tmp_path):
+    _make_shots(tiny_generator, tmp_path)
+    Image.fromarray(np.ones((16, 16), np.uint8), mode="L").save(tmp_path / "labels" / "s0.png")
+    with pytest.raises(ShotsError, match=r"labels/s0.png is 16x16 but its image is 32x32"):
+        _train(tiny_generator, tmp_path)
+
+
+def test_labels_outside_id2label_are_named(tiny_generator, tmp_path):
+    _make_shots(tiny_generator, tmp_path)
+    Image.fromarray(np.full((32, 32), 7, np.uint8), mode="L").save(tmp_path / "labels" / "s0.png")
+    with pytest.raises(ShotsError, match=r"s0.png holds class ids \[7\]"):
+        _train(tiny_generator, tmp_path)
+
+
+def test_missing_files_and_empty_labels(tiny_generator, tmp_path):
+    _make_shots(tiny_generator, tmp_path, n=2)
+    (tmp_path / "latents" / "s1.safetensors").unlink()
+    with pytest.raises(ShotsError, match=r"latents/s1.safetensors is missing"):
+        _train(tiny_generator, tmp_path)
+    (tmp_path / "images" / "s1.png").unlink()
+    Image.fromarray(np.zeros((32, 32), np.uint8), mode="L").save(tmp_path / "labels" / "s0.png")
+    with pytest.raises(ShotsError, match="all background"):
+        _train(tiny_generator, tmp_path)
+    (tmp_path / "id2label.json").unlink()
+    with pytest.raises(ShotsError, match="id2label.json is missing"):
+        read_shots(tmp_path)
+
+
+def test_mixed_generators_are_refused(tiny_generator, tmp_path):
+    _make_shots(tiny_generator, tmp_path, n=1, generator_name="tiny")
+    w = tiny_generator.mean_latent(8)
+    img = tensor_to_uint8(tiny_generator([w], input_is_latent=True).images)[0]
+    write_shot(tmp_path, "other", img, np.ones((32, 32), np.uint8), w, tiny_generator.make_noise(), "ffhq-256")
+    with pytest.raises(ShotsError, match="mixes shots of different generators"):
+        _train(tiny_generator, tmp_path)
+
+
+def test_latent_of_wrong_shape_is_named(tiny_generator, tmp_path):
+    _make_shots(tiny_generator, tmp_path)
+    img = tensor_to_uint8(tiny_generator([tiny_generator.mean_latent(8)], input_is_latent=True).images)[0]
+    write_shot(tmp_path, "bad", img, np.ones((32, 32), np.uint8), torch.zeros(1, 3, 32),
+               tiny_generator.make_noise(), "tiny")
+    out = tmp_path / "never"
+    with pytest.raises(ShotsError, match=r"latents/bad.safetensors: latent is \(1, 3, 32\)"):
+        train_fewshot(TrainFewShotConfig(generator="tiny", shots=str(tmp_path), steps=2, out=str(out)),
+                      generator=tiny_generator, progress=False)
+    assert not out.exists()
+
+
+def test_cli_sample_then_train(tiny_generator, tmp_path, capsys):
+    tiny_generator.save_pretrained(tmp_path / "gen")
+    gen = str(tmp_path / "gen")
+    assert cli_main(["sample", "--generator", gen, "--out", str(tmp_path / "shots"), "--n", "2",
+                     "--classes", "3"]) == 0
+    shots, id2label = read_shots(tmp_path / "shots", allow_empty=True)
+    assert len(shots) == 2 and id2label[1] == "eye" and not shots[0].labels.any()
+    # an unpainted folder is refused with a message that says what to do
+    assert cli_main(["train-fewshot", "--generator", gen, "--shots", str(tmp_path / "shots"), "--steps", "2"]) == 2
+    assert "paint the parts first" in capsys.readouterr().err
+    for s in shots:
+        lab = np.zeros((32, 32), np.uint8)
+        lab[8:16, 8:24] = 1
+        Image.fromarray(lab, mode="L").save(tmp_path / "shots" / "labels" / f"{s.name}.png")
+    assert cli_main(["train-fewshot", "--generator", gen, "--shots", str(tmp_path / "shots"), "--steps", "3",
+                     "--head", "mlp-0", "--out", str(tmp_path / "model")]) == 0
+    m = FewShotSegmenter.from_pretrained(tmp_path / "model")
+    assert m.config.generator == gen and m.n_classes == 4
