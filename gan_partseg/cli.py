@@ -159,6 +159,74 @@ def _cmd_train_fewshot(args) -> None:
           f"in {s['seconds']:.0f} s" + (f"; wrote {args.out}" if args.out else ""))
 
 
+def _optimizer_kwargs(args) -> dict:
+    return {"space": args.space, "steps": args.steps, "perceptual": args.perceptual, "mse": args.mse,
+            "seed": args.seed, "batch_size": args.batch_size}
+
+
+def _discriminator_if_needed(args, generator_name: str) -> dict:
+    if args.perceptual != "discriminator":
+        return {}
+    from .models.stylegan2 import StyleGAN2Discriminator
+
+    return {"discriminator": StyleGAN2Discriminator.from_pretrained(generator_name, subfolder="discriminator")}
+
+
+def _add_optimizer_flags(p: argparse.ArgumentParser) -> None:
+    from .latent_optimizer import DEFAULTS
+
+    p.add_argument("--space", choices=["w", "w+"], default=DEFAULTS["space"])
+    p.add_argument("--steps", type=int, default=DEFAULTS["steps"], help="optimisation steps per image")
+    p.add_argument("--perceptual", choices=["lite0", "discriminator", "lpips", "none"],
+                   default=DEFAULTS["perceptual"], help="perceptual distance of the inversion loss")
+    p.add_argument("--mse", type=float, default=DEFAULTS["mse"], help="weight of the pixel MSE term")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=8, help="images optimised together")
+
+
+def _cmd_invert(args) -> None:
+    from .models.stylegan2 import StyleGAN2Generator
+    from .pipelines import invert_folder
+
+    g = StyleGAN2Generator.from_pretrained(args.generator)
+    summary = invert_folder(g, args.generator, args.images, args.out, **_optimizer_kwargs(args),
+                            **_discriminator_if_needed(args, args.generator))
+    for note in summary["notes"]:
+        print(f"note: {note}")
+    print(f"inverted {summary['n_images']} images: mean PSNR {summary['mean_psnr']:.2f} dB, "
+          f"{summary['seconds_per_image']:.1f} s per image; wrote {args.out}/latents, {args.out}/reconstructions")
+
+
+def _cmd_make_shots(args) -> None:
+    from .labels import CLASSES_3, CLASSES_10, id2label
+    from .models.stylegan2 import StyleGAN2Generator
+    from .pipelines import find_id2label, make_shots
+
+    mapping = id2label(CLASSES_10 if args.classes == 10 else CLASSES_3) if args.classes else find_id2label(args.labels)
+    g = StyleGAN2Generator.from_pretrained(args.generator)
+    summary = make_shots(g, args.generator, args.images, args.labels, args.out, mapping, **_optimizer_kwargs(args),
+                         **_discriminator_if_needed(args, args.generator))
+    for note in summary["notes"]:
+        print(f"note: {note}")
+    print(f"wrote {summary['n_shots']} shots to {args.out} (mean reconstruction PSNR {summary['mean_psnr']:.2f} dB); "
+          f"train with: gan-partseg train-fewshot --generator {args.generator} --shots {args.out}")
+
+
+def _cmd_evaluate_fewshot(args) -> None:
+    from .fewshot import FewShotSegmenter
+    from .io import atomic_write_text
+    from .pipelines import evaluate_fewshot
+
+    seg = FewShotSegmenter.from_pretrained(args.segmenter)
+    result = evaluate_fewshot(seg, args.images, args.labels, exclude_class=0 if args.no_background else None,
+                              **_optimizer_kwargs(args), **_discriminator_if_needed(args, seg.config.generator))
+    result.pop("confusion")
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.out:
+        atomic_write_text(args.out, text)
+
+
 def _cmd_artifacts(args) -> None:
     from .hub import bundled_artifacts
 
@@ -248,6 +316,32 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Train a CNN / MLP / ensemble head on generator features of k annotated shots.")
     _add_dataclass_flags(p, TrainFewShotConfig)
     p.set_defaults(func=_cmd_train_fewshot)
+
+    p = sub.add_parser("invert", help="invert real images into the generator's latent space")
+    p.add_argument("images", help="folder of images")
+    p.add_argument("out", help="folder to write latents/, reconstructions/, inversion.json")
+    p.add_argument("--generator", default="toyfaces-64")
+    _add_optimizer_flags(p)
+    p.set_defaults(func=_cmd_invert)
+
+    p = sub.add_parser("make-shots", help="real images + label maps -> a shots folder (through inversion)")
+    p.add_argument("--images", required=True, help="folder of images")
+    p.add_argument("--labels", required=True, help="folder of label PNGs (same names as the images)")
+    p.add_argument("out", help="shots folder to write")
+    p.add_argument("--generator", default="toyfaces-64")
+    p.add_argument("--classes", type=int, choices=[10, 3], default=None,
+                   help="label schema (default: id2label.json beside the labels)")
+    _add_optimizer_flags(p)
+    p.set_defaults(func=_cmd_make_shots)
+
+    p = sub.add_parser("evaluate-fewshot", help="segment real images through inversion and score them")
+    p.add_argument("--segmenter", required=True, help="few-shot segmenter: bundled name or folder")
+    p.add_argument("--images", required=True)
+    p.add_argument("--labels", required=True)
+    p.add_argument("--no-background", action="store_true", help="leave background out of the averages")
+    p.add_argument("--out", default=None, help="write the JSON here")
+    _add_optimizer_flags(p)
+    p.set_defaults(func=_cmd_evaluate_fewshot)
 
     p = sub.add_parser("artifacts", help="list the pretrained artifacts bundled in the package")
     p.set_defaults(func=_cmd_artifacts)

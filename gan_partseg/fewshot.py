@@ -82,6 +82,7 @@ class SegmentationOutput(ModelOutput):
     logits: torch.Tensor | None = None
     images: torch.Tensor | None = None
     member_logits: torch.Tensor | None = None
+    inversion: object | None = None
 
 
 class FewShotSegmenter(ResolveBundledMixin, PreTrainedModel):
@@ -160,6 +161,20 @@ class FewShotSegmenter(ResolveBundledMixin, PreTrainedModel):
                              f"got {tuple(latents.shape)}")
         out = g([latents], input_is_latent=True, noise=noise, randomize_noise=False, return_features=True)
         return out.images, select_layers(out.features, self.config.feature_layers)
+
+    def segment_images(self, images: torch.Tensor, **optimizer_kwargs) -> SegmentationOutput:
+        """Real images (B, 3, H, W) in [-1, 1] at the generator's size: invert, then segment.
+
+        ``optimizer_kwargs`` go to :class:`gan_partseg.latent_optimizer.LatentOptimizer`
+        (space, steps, perceptual, ...). Returns labels, logits and the reconstruction as ``images``;
+        the inversion itself is in ``output.inversion``.
+        """
+        from .latent_optimizer import LatentOptimizer
+
+        inversion = LatentOptimizer(self.generator, **optimizer_kwargs).invert(images.to(self.device))
+        out = self.segment_latents(inversion.latents, inversion.noises)
+        out.inversion = inversion
+        return out
 
     @torch.no_grad()
     def segment_latents(self, latents: torch.Tensor, noise: Sequence[torch.Tensor] | None = None,

@@ -44,12 +44,9 @@ class Shot:
     space: str
 
 
-def write_shot(folder: str | Path, name: str, image: np.ndarray, labels: np.ndarray | None, latent: torch.Tensor,
-               noise: Sequence[torch.Tensor], generator: str) -> None:
-    """Write one shot (labels None -> an all-background label PNG to paint)."""
-    folder = Path(folder)
-    if labels is None:
-        labels = np.zeros(image.shape[:2], np.uint8)
+def write_latent(folder: str | Path, name: str, latent: torch.Tensor, noise: Sequence[torch.Tensor],
+                 generator: str) -> Path:
+    """``folder/latents/NAME.safetensors``: the latent (W or W+) and its noise maps, generator in metadata."""
     latent = latent.detach().float().cpu()
     if latent.ndim == 1:
         latent = latent[None]
@@ -57,8 +54,18 @@ def write_shot(folder: str | Path, name: str, image: np.ndarray, labels: np.ndar
     tensors = {"latent": latent.contiguous()}
     tensors.update({f"noise_{i}": n.detach().float().cpu().reshape(1, 1, *n.shape[-2:]).contiguous()
                     for i, n in enumerate(noise)})
-    atomic_write_bytes(folder / "latents" / f"{name}.safetensors",
-                       save(tensors, metadata={"generator": str(generator), "space": space}))
+    path = Path(folder) / "latents" / f"{name}.safetensors"
+    atomic_write_bytes(path, save(tensors, metadata={"generator": str(generator), "space": space}))
+    return path
+
+
+def write_shot(folder: str | Path, name: str, image: np.ndarray, labels: np.ndarray | None, latent: torch.Tensor,
+               noise: Sequence[torch.Tensor], generator: str) -> None:
+    """Write one shot (labels None -> an all-background label PNG to paint)."""
+    folder = Path(folder)
+    if labels is None:
+        labels = np.zeros(image.shape[:2], np.uint8)
+    write_latent(folder, name, latent, noise, generator)
     save_image(folder / "images" / f"{name}.png", image)
     save_image(folder / "labels" / f"{name}.png", Image.fromarray(np.asarray(labels, np.uint8), mode="L"))
 
