@@ -3,7 +3,8 @@
 Stages (each a transformers ``PreTrainedModel`` with ``from_pretrained`` / ``save_pretrained``):
 
 1. :class:`StyleGAN2Generator` - images and every synthesis layer's activations.
-2. Few-shot heads on those activations (later stages).
+2. :class:`FewShotSegmenter` - a CNN / MLP head on those activations, trained on k shots;
+   real images reach it through :class:`LatentOptimizer` (GAN inversion).
 3. Auto-shot U-Net trained on generated pairs (later stages).
 
 Importing the package registers the configs and models with ``AutoConfig`` /
@@ -12,7 +13,10 @@ Importing the package registers the configs and models with ``AutoConfig`` /
 
 from transformers import AutoConfig, AutoModel
 
+from .fewshot import FewShotSegmenter, FewShotSegmenterConfig, SegmentationOutput
 from .hub import bundled_artifacts, resolve_pretrained
+from .latent_optimizer import InversionResult, LatentOptimizer
+from .metrics import SegmentationMetrics, evaluate_arrays
 from .labels import CLASSES_3, CLASSES_10
 from .models.stylegan2 import (
     StyleGAN2Config,
@@ -28,10 +32,19 @@ AutoConfig.register(StyleGAN2Config.model_type, StyleGAN2Config, exist_ok=True)
 AutoConfig.register(StyleGAN2DiscriminatorConfig.model_type, StyleGAN2DiscriminatorConfig, exist_ok=True)
 AutoModel.register(StyleGAN2Config, StyleGAN2Generator, exist_ok=True)
 AutoModel.register(StyleGAN2DiscriminatorConfig, StyleGAN2Discriminator, exist_ok=True)
+AutoConfig.register(FewShotSegmenterConfig.model_type, FewShotSegmenterConfig, exist_ok=True)
+AutoModel.register(FewShotSegmenterConfig, FewShotSegmenter, exist_ok=True)
 
 __all__ = [
     "CLASSES_10",
     "CLASSES_3",
+    "FewShotSegmenter",
+    "FewShotSegmenterConfig",
+    "InversionResult",
+    "LatentOptimizer",
+    "SegmentationMetrics",
+    "SegmentationOutput",
+    "evaluate_arrays",
     "StyleGAN2Config",
     "StyleGAN2Discriminator",
     "StyleGAN2DiscriminatorConfig",

@@ -175,3 +175,18 @@ def matching_label(label_dir: str | os.PathLike, image_path: Path) -> Path:
     if not path.is_file():
         raise FileNotFoundError(f"no label file {path} for image {image_path}")
     return path
+
+
+def replace_markdown_section(path: str | os.PathLike, heading: str, section: str, title: str = "# Results") -> None:
+    """Put ``section`` (starting with ``heading``, a '## ' line) into the markdown file, replacing
+    the old section of that heading or appending; written atomically."""
+    path = Path(path)
+    text = path.read_text() if path.exists() else f"{title}\n\n"
+    section = section.rstrip() + "\n"
+    start = text.find(heading)
+    if start >= 0:
+        end = text.find("\n## ", start + len(heading))
+        text = text[:start] + section + (text[end + 1:] if end >= 0 else "")
+    else:
+        text = text.rstrip() + "\n\n" + section
+    atomic_write_text(path, text)

@@ -5,4 +5,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 exec "$PY" -m gan_partseg.cli train-gan --out runs/toyfaces-64 --size 64 --n-images 20000 --batch 16 \
-  --steps 12000 --checkpoint-every 250 --sample-every 500 --max-minutes 150 --resume "$@"
+  --steps 12000 --checkpoint-every 250 --sample-every 500 --max-minutes 150 --resume --threads 2 "$@"

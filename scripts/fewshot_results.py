@@ -1,0 +1,195 @@
+"""The k-shot results table on the embedded world (the counterpart of the paper's Table 1 + head ablation).
+
+    python scripts/fewshot_results.py [--quick] [--work runs/results]
+
+Steps, each cached under --work so an interrupted run resumes where it stopped:
+
+1. pool: render POOL training faces (seeds from TRAIN_SEEDS after the GAN's images), invert each
+   (the default latent optimizer) and write them as shots with their true labels;
+2. held-out: render the first N_TEST HELD_OUT_SEEDS and invert them once (latents cached);
+3. for classes in (10, 3), head in (cnn-s, cnn-m, cnn-l, mlp-0, mlp-1, mlp-2), k in (1, 5, 10)
+   and DRAWS independent draws of k shots from the pool: train, segment the held-out latents,
+   score against the true labels (weighted / per-class / mean IoU);
+4. write docs/results/fewshot.json and the tables in docs/results.md; ship the 10-class CNN-L
+   segmenters of draw 0 as bundled artifacts toyfaces-64-fewshot-10c-{1,5,10}shot.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gan_partseg.data import HELD_OUT_SEEDS, TRAIN_SEEDS, render
+from gan_partseg.hub import ARTIFACTS_DIR, save_pretrained_atomic
+from gan_partseg.io import atomic_write_text, replace_markdown_section, tensor_to_uint8, uint8_to_tensor
+from gan_partseg.labels import CLASSES_3, CLASSES_10, id2label, to_three_class
+from gan_partseg.latent_optimizer import DEFAULTS, LatentOptimizer
+from gan_partseg.metrics import SegmentationMetrics
+from gan_partseg.models.stylegan2 import StyleGAN2Generator
+from gan_partseg.shots import read_shots, write_id2label, write_latent, write_shot
+from gan_partseg.training.fewshot import TrainFewShotConfig, train_fewshot
+
+ROOT = Path(__file__).resolve().parents[1]
+GENERATOR = "toyfaces-64"
+POOL_SEEDS = TRAIN_SEEDS[500_000:]
+HEADS = ["cnn-s", "cnn-m", "cnn-l", "mlp-0", "mlp-1", "mlp-2"]
+
+
+def invert_missing(g, seeds, folder: Path, with_labels: bool, steps: int, batch: int = 8) -> float:
+    """Invert the rendered faces of ``seeds`` not yet in ``folder``; returns seconds per image."""
+    todo = [s for s in seeds if not (folder / "latents" / f"{s:07d}.safetensors").exists()]
+    if not todo:
+        return float("nan")
+    t0 = time.time()
+    opt = LatentOptimizer(g, steps=steps, progress=False)
+    for i in range(0, len(todo), batch):
+        chunk = todo[i: i + batch]
+        pairs = [render(s, g.config.size) for s in chunk]
+        res = opt.invert(uint8_to_tensor(np.stack([p[0] for p in pairs])))
+        recon = tensor_to_uint8(res.reconstructions)
+        for j, s in enumerate(chunk):
+            noise = [n[j: j + 1] for n in res.noises]
+            if with_labels:
+                write_shot(folder, f"{s:07d}", recon[j], pairs[j][1], res.latents[j: j + 1], noise, GENERATOR)
+            else:
+                write_latent(folder, f"{s:07d}", res.latents[j: j + 1], noise, GENERATOR)
+        print(f"  inverted {min(i + batch, len(todo))}/{len(todo)} into {folder}", flush=True)
+    return (time.time() - t0) / len(todo)
+
+
+def load_latents(folder: Path, seeds) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    from safetensors.torch import load_file
+
+    items = [load_file(str(folder / "latents" / f"{s:07d}.safetensors")) for s in seeds]
+    latents = torch.cat([t["latent"] for t in items])
+    n_noise = sum(1 for k in items[0] if k.startswith("noise_"))
+    return latents, [torch.cat([t[f"noise_{i}"] for t in items]) for i in range(n_noise)]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--work", default=str(ROOT / "runs" / "results"))
+    ap.add_argument("--pool", type=int, default=30)
+    ap.add_argument("--n-test", type=int, default=200)
+    ap.add_argument("--draws", type=int, default=3)
+    ap.add_argument("--steps", type=int, default=600)
+    ap.add_argument("--inv-steps", type=int, default=DEFAULTS["steps"], help="latent optimizer steps")
+    ap.add_argument("--quick", action="store_true",
+                    help="a smoke run: 12 pool, 16 test, 1 draw, 50 training and 20 inversion steps, nothing shipped")
+    ap.add_argument("--no-ship", action="store_true")
+    args = ap.parse_args()
+    if args.quick:
+        args.pool, args.n_test, args.draws, args.steps, args.inv_steps = 12, 16, 1, 50, 20
+    work = Path(args.work)
+    g = StyleGAN2Generator.from_pretrained(GENERATOR).eval()
+
+    pool_dir, test_dir = work / "pool", work / "heldout"
+    pool_seeds = list(POOL_SEEDS[: args.pool])
+    test_seeds = list(HELD_OUT_SEEDS[: args.n_test])
+    print("1/3 inverting the shot pool", flush=True)
+    invert_missing(g, pool_seeds, pool_dir, with_labels=True, steps=args.inv_steps)
+    write_id2label(pool_dir, id2label(CLASSES_10))
+    print("2/3 inverting the held-out test set", flush=True)
+    sec = invert_missing(g, test_seeds, test_dir, with_labels=False, steps=args.inv_steps)
+    timing_path = work / "inversion_seconds.json"
+    if not np.isnan(sec):
+        atomic_write_text(timing_path, json.dumps({"seconds_per_image": sec}))
+    sec_per_image = json.loads(timing_path.read_text())["seconds_per_image"] if timing_path.exists() else None
+    test_latents, test_noise = load_latents(test_dir, test_seeds)
+    truth10 = np.stack([render(s, g.config.size)[1] for s in test_seeds])
+
+    pool, _ = read_shots(pool_dir)
+    by_name = {s.name: s for s in pool}
+    rows_path = work / "rows.jsonl"
+    done = {}
+    if rows_path.exists():
+        for line in rows_path.read_text().splitlines():
+            r = json.loads(line)
+            done[(r["classes"], r["head"], r["k"], r["draw"])] = r
+    print("3/3 training and scoring heads", flush=True)
+    for classes in (10, 3):
+        names = CLASSES_10 if classes == 10 else CLASSES_3
+        truth = truth10 if classes == 10 else to_three_class(truth10)
+        for head in HEADS:
+            for k in (1, 5, 10):
+                for draw in range(args.draws):
+                    key = (classes, head, k, draw)
+                    if key in done:
+                        continue
+                    rng = np.random.default_rng(1000 * k + draw)
+                    chosen = [by_name[f"{s:07d}"] for s in rng.choice(pool_seeds, size=k, replace=False)]
+                    if classes == 3:
+                        chosen = [type(s)(**{**s.__dict__, "labels": to_three_class(s.labels)}) for s in chosen]
+                    t0 = time.time()
+                    model = train_fewshot(TrainFewShotConfig(generator=GENERATOR, head=head, steps=args.steps,
+                                                             seed=draw), generator=g,
+                                          shots=(chosen, id2label(names)), progress=False)
+                    train_s = time.time() - t0
+                    pred = model.segment_latents(test_latents, test_noise).labels
+                    m = SegmentationMetrics(len(names), class_names=list(names))
+                    m.update(pred, torch.from_numpy(truth))
+                    res = m.compute()
+                    row = {"classes": classes, "head": head, "k": k, "draw": draw,
+                           "shots": [s.name for s in chosen], "weighted_iou": res["weighted_iou"],
+                           "mean_iou": res["mean_iou"], "per_class_iou": res["per_class_iou"],
+                           "train_seconds": round(train_s, 1)}
+                    with open(rows_path, "a") as f:
+                        f.write(json.dumps(row) + "\n")
+                    done[key] = row
+                    print(f"  {classes}c {head} k={k} draw {draw}: wIoU {row['weighted_iou']:.3f} "
+                          f"mIoU {row['mean_iou']:.3f} ({train_s:.0f} s)", flush=True)
+                    if classes == 10 and head == "cnn-l" and draw == 0 and not args.no_ship and not args.quick:
+                        save_pretrained_atomic(model, ARTIFACTS_DIR / f"toyfaces-64-fewshot-10c-{k}shot")
+
+    rows = list(done.values())
+    summary = summarize(rows)
+    meta = {"generator": GENERATOR, "pool": args.pool, "n_test": args.n_test, "draws": args.draws,
+            "steps": args.steps, "inversion": {**DEFAULTS, "steps": args.inv_steps}, "inversion_seconds_per_image": sec_per_image,
+            "metric": "weighted IoU (background included), mean over held-out images; mean and std over draws"}
+    out = {"meta": meta, "summary": summary, "rows": rows}
+    atomic_write_text(ROOT / "docs" / "results" / "fewshot.json", json.dumps(out, indent=2))
+    write_markdown(summary, meta)
+
+
+def summarize(rows: list[dict]) -> list[dict]:
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["classes"], r["head"], r["k"]), []).append(r)
+    out = []
+    for (classes, head, k), rs in sorted(groups.items(), key=lambda x: (-x[0][0], HEADS.index(x[0][1]), x[0][2])):
+        w = np.array([r["weighted_iou"] for r in rs])
+        m = np.array([r["mean_iou"] for r in rs])
+        out.append({"classes": classes, "head": head, "k": k, "draws": len(rs),
+                    "weighted_iou_mean": float(w.mean()), "weighted_iou_std": float(w.std()),
+                    "mean_iou_mean": float(m.mean()), "mean_iou_std": float(m.std())})
+    return out
+
+
+def write_markdown(summary: list[dict], meta: dict) -> None:
+    lines = ["## Few-shot segmenters on the embedded world (k-shot table)", "",
+             f"Generator `{meta['generator']}`; shots: rendered training faces inverted with the default latent "
+             f"optimizer ({meta['inversion']}); test: the first {meta['n_test']} held-out rendered faces, inverted "
+             f"once ({meta['inversion_seconds_per_image'] or float('nan'):.1f} s per image on this CPU) and segmented "
+             f"by every head; {meta['draws']} independent draws of shots from a pool of {meta['pool']}; "
+             f"{meta['steps']} training steps. Weighted IoU x 100 (background included), mean ± std over draws.",
+             "", "Reproduce: `python scripts/fewshot_results.py`", ""]
+    for classes in (10, 3):
+        lines += [f"### {classes}-class", "", "| head | 1-shot | 5-shot | 10-shot |", "|---|---|---|---|"]
+        for head in HEADS:
+            cells = []
+            for k in (1, 5, 10):
+                r = next((s for s in summary if (s["classes"], s["head"], s["k"]) == (classes, head, k)), None)
+                cells.append("-" if r is None else f"{100 * r['weighted_iou_mean']:.1f} ± {100 * r['weighted_iou_std']:.1f}")
+            lines.append(f"| {head} | " + " | ".join(cells) + " |")
+        lines.append("")
+    section = "\n".join(lines)
+    replace_markdown_section(ROOT / "docs" / "results.md", "## Few-shot segmenters on the embedded world", section)
+
+
+if __name__ == "__main__":
+    main()
