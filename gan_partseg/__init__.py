@@ -5,18 +5,21 @@ Stages (each a transformers ``PreTrainedModel`` with ``from_pretrained`` / ``sav
 1. :class:`StyleGAN2Generator` - images and every synthesis layer's activations.
 2. :class:`FewShotSegmenter` - a CNN / MLP head on those activations, trained on k shots;
    real images reach it through :class:`LatentOptimizer` (GAN inversion).
-3. Auto-shot U-Net trained on generated pairs (later stages).
+3. :class:`AutoShotSegmenter` - a U-Net trained on generated (image, label) pairs; takes images directly.
 
 Importing the package registers the configs and models with ``AutoConfig`` /
 ``AutoModel``, so ``AutoModel.from_pretrained(folder)`` works.
 """
 
-from transformers import AutoConfig, AutoModel
+from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoModelForSemanticSegmentation
+from transformers.models.auto import modeling_auto
 
 from .fewshot import FewShotSegmenter, FewShotSegmenterConfig, SegmentationOutput
 from .hub import bundled_artifacts, resolve_pretrained
 from .latent_optimizer import InversionResult, LatentOptimizer
 from .metrics import SegmentationMetrics, evaluate_arrays
+from .processing import AutoShotImageProcessor
+from .unet import AutoShotSegmenter, AutoShotSegmenterConfig
 from .labels import CLASSES_3, CLASSES_10
 from .models.stylegan2 import (
     StyleGAN2Config,
@@ -34,8 +37,19 @@ AutoModel.register(StyleGAN2Config, StyleGAN2Generator, exist_ok=True)
 AutoModel.register(StyleGAN2DiscriminatorConfig, StyleGAN2Discriminator, exist_ok=True)
 AutoConfig.register(FewShotSegmenterConfig.model_type, FewShotSegmenterConfig, exist_ok=True)
 AutoModel.register(FewShotSegmenterConfig, FewShotSegmenter, exist_ok=True)
+AutoConfig.register(AutoShotSegmenterConfig.model_type, AutoShotSegmenterConfig, exist_ok=True)
+AutoModel.register(AutoShotSegmenterConfig, AutoShotSegmenter, exist_ok=True)
+AutoModelForSemanticSegmentation.register(AutoShotSegmenterConfig, AutoShotSegmenter, exist_ok=True)
+AutoImageProcessor.register(AutoShotSegmenterConfig, image_processor_classes={"pil": AutoShotImageProcessor},
+                            exist_ok=True)
+# the image-segmentation pipeline checks this table by name (it logs an error for models not in it)
+modeling_auto.MODEL_FOR_SEMANTIC_SEGMENTATION_MAPPING_NAMES.setdefault(AutoShotSegmenterConfig.model_type,
+                                                                       "AutoShotSegmenter")
 
 __all__ = [
+    "AutoShotImageProcessor",
+    "AutoShotSegmenter",
+    "AutoShotSegmenterConfig",
     "CLASSES_10",
     "CLASSES_3",
     "FewShotSegmenter",

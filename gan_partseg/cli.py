@@ -227,6 +227,16 @@ def _cmd_evaluate_fewshot(args) -> None:
         atomic_write_text(args.out, text)
 
 
+def _cmd_make_dataset(args) -> None:
+    from .generated_data import make_dataset
+
+    out = make_dataset(args.segmenter, args.out, n=args.n, shard_size=args.shard_size, truncation=args.truncation,
+                       batch_size=args.batch_size)
+    info = json.loads((out / "dataset.json").read_text())
+    if info.get("complete"):
+        print(f"data set complete: {args.n} samples in {out}/data (train with gan-partseg train-autoshot --data {out})")
+
+
 def _cmd_artifacts(args) -> None:
     from .hub import bundled_artifacts
 
@@ -342,6 +352,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="write the JSON here")
     _add_optimizer_flags(p)
     p.set_defaults(func=_cmd_evaluate_fewshot)
+
+    p = sub.add_parser("make-dataset", help="label generated images with a few-shot segmenter (Parquet shards)",
+                       description="Generate n images, label them with a few-shot segmenter, write Parquet shards. "
+                                   "Resumable (rerun the same command); spread over processes with "
+                                   "`accelerate launch -m gan_partseg.cli make-dataset ...`.")
+    p.add_argument("--segmenter", required=True, help="few-shot segmenter: bundled name or folder")
+    p.add_argument("--out", required=True, help="data set folder")
+    p.add_argument("--n", type=int, default=5000, help="number of samples (seeds 0 .. n-1)")
+    p.add_argument("--shard-size", type=int, default=500)
+    p.add_argument("--truncation", type=float, default=1.0)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.set_defaults(func=_cmd_make_dataset)
 
     p = sub.add_parser("artifacts", help="list the pretrained artifacts bundled in the package")
     p.set_defaults(func=_cmd_artifacts)

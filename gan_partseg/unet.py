@@ -1,0 +1,163 @@
+"""AutoShotSegmenter: a U-Net that segments images directly (stage 3).
+
+Trained on (image, label) pairs the few-shot segmenter generates, it answers in
+milliseconds where inversion takes seconds. The architecture follows the
+official auto-shot network (method.md section 5): a U-Net of double 3x3 convs
+with batch norm and ReLU, max-pool down, bilinear up, skip connections; the
+widths are a config field (official: 64-128-256-512-512).
+
+    seg = AutoShotSegmenter.from_pretrained("toyfaces-64-autoshot-10c")
+    labels = seg.segment(pil_image)            # (H, W) int64 at the image's own size
+
+It also works in transformers' ``pipeline("image-segmentation", model=seg, image_processor=...)``.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import PreTrainedConfig, PreTrainedModel
+from transformers.modeling_outputs import SemanticSegmenterOutput
+
+from .hub import ResolveBundledMixin
+
+
+class AutoShotSegmenterConfig(PreTrainedConfig):
+    """U-Net config.
+
+    Args:
+        widths: channels per level, top to bottom (depth = len(widths) - 1 poolings).
+        in_channels: 3 (RGB in [-1, 1]).
+        image_size: the size it was trained at (the image processor resizes to it).
+        id2label: class id -> name.
+        source_segmenter: the few-shot segmenter whose labels it learned (name or path).
+    """
+
+    model_type = "gan_partseg_autoshot"
+
+    widths: list | tuple = (32, 64, 128, 256)
+    in_channels: int = 3
+    image_size: int = 64
+    source_segmenter: str | None = None
+
+    def __post_init__(self, **kwargs):
+        self.widths = [int(w) for w in self.widths]
+        if len(self.widths) < 2:
+            raise ValueError("widths needs at least two levels")
+        super().__post_init__(**kwargs)
+
+
+class DoubleConv(nn.Sequential):
+    def __init__(self, cin: int, cout: int):
+        super().__init__(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+                         nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+class AutoShotSegmenter(ResolveBundledMixin, PreTrainedModel):
+    config_class = AutoShotSegmenterConfig
+    main_input_name = "pixel_values"
+    base_model_prefix = "unet"
+
+    def __init__(self, config: AutoShotSegmenterConfig):
+        super().__init__(config)
+        w = config.widths
+        self.down = nn.ModuleList([DoubleConv(config.in_channels, w[0])] +
+                                  [DoubleConv(a, b) for a, b in zip(w[:-1], w[1:])])
+        self.up = nn.ModuleList([DoubleConv(w[i + 1] + w[i], w[i]) for i in reversed(range(len(w) - 1))])
+        self.classifier = nn.Conv2d(w[0], len(config.id2label), 1)
+        self.post_init()
+
+    def _init_weights(self, module):
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.BatchNorm2d):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+            if module.running_mean is not None:
+                nn.init.zeros_(module.running_mean)
+                nn.init.ones_(module.running_var)
+
+    @property
+    def id2label(self) -> dict[int, str]:
+        return {int(k): v for k, v in self.config.id2label.items()}
+
+    def forward(self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None,
+                return_dict: bool = True) -> SemanticSegmenterOutput:
+        """pixel_values: (B, 3, H, W) in [-1, 1], any H, W -> logits (B, n_classes, H, W).
+
+        ``labels`` (B, H, W) class ids or (B, n_classes, H, W) soft targets add a cross-entropy loss.
+        """
+        if pixel_values.ndim != 4 or pixel_values.shape[1] != self.config.in_channels:
+            raise ValueError(f"pixel_values must be (B, {self.config.in_channels}, H, W), "
+                             f"got {tuple(pixel_values.shape)}")
+        h, w = pixel_values.shape[-2:]
+        m = 2 ** (len(self.config.widths) - 1)
+        ph, pw = (-h) % m, (-w) % m
+        x = F.pad(pixel_values, [0, pw, 0, ph], mode="replicate") if ph or pw else pixel_values
+        skips = []
+        for i, block in enumerate(self.down):
+            if i:
+                x = F.max_pool2d(x, 2)
+            x = block(x)
+            skips.append(x)
+        x = skips.pop()
+        for block in self.up:
+            skip = skips.pop()
+            x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+            x = block(torch.cat([x, skip], 1))
+        logits = self.classifier(x)[:, :, :h, :w]
+        loss = None
+        if labels is not None:
+            loss = F.cross_entropy(logits, labels if labels.ndim == 3 else labels.float())
+        return SemanticSegmenterOutput(loss=loss, logits=logits)
+
+    @torch.no_grad()
+    def segment(self, images, batch_size: int = 32) -> torch.Tensor | list[torch.Tensor]:
+        """Label maps at each input's own size.
+
+        images: a PIL image, an (H, W, 3) uint8 array, a (B, 3, H, W) tensor in [-1, 1], or a list of
+        PIL images / arrays. Returns (H, W) int64 for one image, a list (or (B, H, W) for a tensor) otherwise.
+        """
+        from .processing import AutoShotImageProcessor
+
+        was_training = self.training
+        self.eval()
+        try:
+            if isinstance(images, torch.Tensor):
+                outs = [self(images[i: i + batch_size].to(self.device)).logits.argmax(1)
+                        for i in range(0, images.shape[0], batch_size)]
+                return torch.cat(outs).cpu()
+            single = not isinstance(images, (list, tuple))
+            items = [images] if single else list(images)
+            proc = AutoShotImageProcessor(size={"height": self.config.image_size, "width": self.config.image_size})
+            results = []
+            for i in range(0, len(items), batch_size):
+                chunk = items[i: i + batch_size]
+                sizes = [_size_of(x) for x in chunk]
+                inputs = proc(images=chunk, return_tensors="pt")
+                out = self(inputs["pixel_values"].to(self.device, self.dtype))
+                results += proc.post_process_semantic_segmentation(out, target_sizes=sizes)
+            return results[0] if single else results
+        finally:
+            self.train(was_training)
+
+
+def _size_of(image) -> tuple[int, int]:
+    if hasattr(image, "size") and not isinstance(image, np.ndarray):
+        w, h = image.size
+        return h, w
+    arr = np.asarray(image)
+    return arr.shape[0], arr.shape[1]
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+__all__: Sequence[str] = ["AutoShotSegmenter", "AutoShotSegmenterConfig"]

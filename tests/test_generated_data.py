@@ -1,0 +1,80 @@
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from gan_partseg.fewshot import FewShotSegmenter, FewShotSegmenterConfig
+from gan_partseg.generated_data import load_generated_dataset, make_dataset, shard_path
+from gan_partseg.heads import parse_head
+
+
+@pytest.fixture
+def segmenter_dir(tiny_generator, tmp_path):
+    tiny_generator.save_pretrained(tmp_path / "gen")
+    torch.manual_seed(0)
+    cfg = FewShotSegmenterConfig.for_generator(tiny_generator, str(tmp_path / "gen"), {0: "a", 1: "b", 2: "c"},
+                                               **parse_head("ensemble-2"))
+    FewShotSegmenter(cfg).save_pretrained(tmp_path / "seg")
+    return str(tmp_path / "seg")
+
+
+def test_dataset_rows_and_uncertainty_filter(segmenter_dir, tmp_path):
+    out = make_dataset(segmenter_dir, tmp_path / "ds", n=12, shard_size=5, progress=False)
+    ds, info = load_generated_dataset(out)
+    assert sorted(ds["seed"]) == list(range(12)) and info["complete"] and info["id2label"]["2"] == "c"
+    row = ds[0]
+    assert np.asarray(row["image"]).shape == (32, 32, 3) and np.asarray(row["label"]).shape == (32, 32)
+    assert np.asarray(row["label"]).max() <= 2 and 0 < row["confidence"] <= 1 and row["disagreement"] >= 0
+    kept, _ = load_generated_dataset(out, drop_uncertain=0.25, by="entropy")
+    assert len(kept) == 9
+    assert max(kept["entropy"]) <= sorted(ds["entropy"])[8] + 1e-7
+
+
+def test_resume_after_interruption_has_no_duplicate_or_missing_seed(segmenter_dir, tmp_path):
+    out = make_dataset(segmenter_dir, tmp_path / "ds", n=12, shard_size=4, progress=False)
+    first = shard_path(out, 0, 3)
+    stamp = first.stat().st_mtime_ns
+    before = {s: r for s, r in zip(*[load_generated_dataset(out)[0][c] for c in ("seed", "entropy")])}
+    shard_path(out, 1, 3).unlink()  # an interrupted run: one shard never written ...
+    shard_path(out, 2, 3).write_bytes(b"half a parquet file")  # ... and one cut short
+    info = json.loads((out / "dataset.json").read_text())
+    (out / "dataset.json").write_text(json.dumps({**info, "complete": False}))
+    with pytest.raises(ValueError, match="incomplete"):
+        load_generated_dataset(out)
+    make_dataset(segmenter_dir, out, n=12, shard_size=4, progress=False)
+    ds, info = load_generated_dataset(out)
+    assert sorted(ds["seed"]) == list(range(12))
+    assert first.stat().st_mtime_ns == stamp  # finished shards are never rewritten
+    after = dict(zip(ds["seed"], ds["entropy"]))
+    assert after == pytest.approx(before)  # regenerated shards hold the same samples
+
+
+def test_output_folder_of_another_dataset_is_refused(segmenter_dir, tmp_path):
+    out = make_dataset(segmenter_dir, tmp_path / "ds", n=4, shard_size=4, progress=False)
+    stamp = shard_path(out, 0, 1).stat().st_mtime_ns
+    with pytest.raises(ValueError, match="holds another data set"):
+        make_dataset(segmenter_dir, out, n=8, shard_size=4, progress=False)
+    assert shard_path(out, 0, 1).stat().st_mtime_ns == stamp
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="not empty"):
+        make_dataset(segmenter_dir, tmp_path / "other", n=4, progress=False)
+
+
+def test_two_processes_cover_each_seed_once(segmenter_dir, tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2",
+           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "gan_partseg.cli",
+           "make-dataset", "--segmenter", segmenter_dir, "--out", str(tmp_path / "ds"), "--n", "10",
+           "--shard-size", "3"]
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    ds, info = load_generated_dataset(tmp_path / "ds")
+    assert sorted(ds["seed"]) == list(range(10)) and len(ds) == 10
+    single = make_dataset(segmenter_dir, tmp_path / "single", n=10, shard_size=3, progress=False)
+    ref = load_generated_dataset(single)[0]
+    assert dict(zip(ref["seed"], ref["entropy"])) == pytest.approx(dict(zip(ds["seed"], ds["entropy"])))
