@@ -19,6 +19,10 @@ FLAG_HELP = {
     "mixed_precision": "no | fp16 | bf16 (GPUs)",
     "max_minutes": "stop (with a checkpoint) after this many minutes; rerun with --resume to continue",
     "channels": "JSON object resolution -> channels",
+    "widths": "U-Net channels per level, comma separated",
+    "targets": "hard (stored labels) or soft (the segmenter's probabilities, regenerated from each seed)",
+    "data": "generated data set folder (gan-partseg make-dataset)",
+    "drop_uncertain": "fraction of the least certain samples to leave out",
     "disc_channels": "JSON object resolution -> channels (default: the generator's)",
 }
 
@@ -237,6 +241,14 @@ def _cmd_make_dataset(args) -> None:
         print(f"data set complete: {args.n} samples in {out}/data (train with gan-partseg train-autoshot --data {out})")
 
 
+def _cmd_train_autoshot(args) -> None:
+    from .training.autoshot import TrainAutoShotConfig, train_autoshot
+
+    values = {f.name: getattr(args, f.name) for f in fields(TrainAutoShotConfig)}
+    best = train_autoshot(TrainAutoShotConfig(**values))
+    print(f"best model (by held-out weighted IoU): {best}")
+
+
 def _cmd_artifacts(args) -> None:
     from .hub import bundled_artifacts
 
@@ -248,6 +260,7 @@ def _cmd_artifacts(args) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .training.autoshot import TrainAutoShotConfig
     from .training.fewshot import TrainFewShotConfig
     from .training.gan import TrainGANConfig
 
@@ -364,6 +377,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--truncation", type=float, default=1.0)
     p.add_argument("--batch-size", type=int, default=16)
     p.set_defaults(func=_cmd_make_dataset)
+
+    p = sub.add_parser("train-autoshot", help="train the auto-shot U-Net on a generated data set (resumable)")
+    _add_dataclass_flags(p, TrainAutoShotConfig)
+    p.set_defaults(func=_cmd_train_autoshot)
 
     p = sub.add_parser("artifacts", help="list the pretrained artifacts bundled in the package")
     p.set_defaults(func=_cmd_artifacts)

@@ -74,23 +74,29 @@ def _describe(segmenter_name: str, segmenter: FewShotSegmenter, n: int, shard_si
 
 
 @torch.no_grad()
+def generate_latents(g, seeds: list[int], truncation: float = 1.0, mean_latent: torch.Tensor | None = None
+                     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Seed s -> (w, noise maps) drawn from ``torch.Generator().manual_seed(s)``: (B, D), [(B, 1, r, r)]."""
+    device = g.input.input.device
+    zs, noises = [], []
+    for s in seeds:
+        gen = torch.Generator().manual_seed(int(s))
+        zs.append(torch.randn(1, g.style_dim, generator=gen))
+        noises.append([torch.randn(1, 1, r, r, generator=gen) for r in g.noise_resolutions])
+    w = g.get_latent(torch.cat(zs).to(device))
+    if truncation < 1:
+        w = mean_latent + truncation * (w - mean_latent)
+    return w, [torch.cat([n[j] for n in noises]).to(device) for j in range(g.num_layers)]
+
+
+@torch.no_grad()
 def generate_rows(segmenter: FewShotSegmenter, seeds: list[int], truncation: float = 1.0,
                   mean_latent: torch.Tensor | None = None, batch_size: int = 16) -> list[dict]:
     """Generate and label ``seeds``; one row per seed."""
-    g = segmenter.generator
-    device = segmenter.device
     rows = []
     for i in range(0, len(seeds), batch_size):
         chunk = seeds[i: i + batch_size]
-        zs, noises = [], []
-        for s in chunk:
-            gen = torch.Generator().manual_seed(int(s))
-            zs.append(torch.randn(1, g.style_dim, generator=gen))
-            noises.append([torch.randn(1, 1, r, r, generator=gen) for r in g.noise_resolutions])
-        w = g.get_latent(torch.cat(zs).to(device))
-        if truncation < 1:
-            w = mean_latent + truncation * (w - mean_latent)
-        noise = [torch.cat([n[j] for n in noises]).to(device) for j in range(g.num_layers)]
+        w, noise = generate_latents(segmenter.generator, chunk, truncation, mean_latent)
         out = segmenter.segment_latents(w, noise)
         prob = F.softmax(out.logits.float(), 1)
         conf = prob.max(1).values.mean((1, 2))

@@ -6,7 +6,8 @@ import pytest
 
 from gan_partseg.cli import build_parser, main
 
-COMMANDS = ["convert", "train-gan", "export-data", "grid", "fid", "demo", "artifacts"]
+COMMANDS = ["convert", "train-gan", "export-data", "grid", "fid", "demo", "artifacts", "sample", "train-fewshot",
+            "invert", "make-shots", "evaluate-fewshot", "make-dataset", "train-autoshot"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)

@@ -1,0 +1,210 @@
+"""Train the auto-shot U-Net on a generated data set (the shared Accelerate loop).
+
+Each step takes a seeded batch, applies one random affine (rotation, translation, scale)
+and horizontal flip jointly to images and targets, and minimises cross-entropy against
+hard labels (the segmenter's argmax, stored in the data set) or soft targets (the
+segmenter's probabilities, regenerated exactly from each row's seed). After every epoch
+it scores held-out rendered faces (weighted IoU), keeps the best model in ``OUT/best``,
+and checkpoints (``OUT/checkpoints``) so an interrupted run resumes where it stopped.
+
+Run folder::
+
+    OUT/train_config.json, OUT/log.jsonl (loss per step, validation per epoch)
+    OUT/checkpoints/step_XXXXXXXX/     accelerator.save_state
+    OUT/best/                          AutoShotSegmenter + preprocessor_config.json (best validation)
+    OUT/final/                         the last epoch's model
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..hub import save_pretrained_atomic
+from ..io import atomic_write_text
+from ..labels import CLASSES_3, CLASSES_10, to_three_class
+from ..metrics import SegmentationMetrics
+from ..processing import AutoShotImageProcessor
+from ..unet import AutoShotSegmenter, AutoShotSegmenterConfig
+from .common import JsonlLog, check_resume_config, checkpoints, save_checkpoint, step_generator, write_config
+from .loop import fit
+
+
+@dataclass
+class TrainAutoShotConfig:
+    data: str = "runs/dataset"
+    out: str = "runs/autoshot"
+    widths: str = "32,64,128,256"
+    epochs: int = 10
+    batch: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    targets: str = "hard"
+    drop_uncertain: float = 0.0
+    uncertainty: str = "entropy"
+    rotate: float = 10.0
+    translate: float = 0.1
+    scale_min: float = 0.8
+    scale_max: float = 1.25
+    flip: bool = True
+    n_val: int = 100
+    seed: int = 0
+    mixed_precision: str = "no"
+
+
+RESUME_KEYS = ["data", "widths", "batch", "lr", "weight_decay", "targets", "drop_uncertain", "uncertainty",
+               "rotate", "translate", "scale_min", "scale_max", "flip", "seed"]
+
+
+def random_affine(images: torch.Tensor, targets: torch.Tensor, cfg: TrainAutoShotConfig,
+                  gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Same random affine + flip on images (B, 3, H, W) and targets ((B, H, W) ids or (B, C, H, W) probs)."""
+    b = images.shape[0]
+    r = lambda lo, hi: (torch.rand(b, generator=gen) * (hi - lo) + lo)  # noqa: E731
+    angle = r(-cfg.rotate, cfg.rotate) * math.pi / 180
+    scale = torch.exp(r(math.log(cfg.scale_min), math.log(cfg.scale_max)))
+    tx, ty = r(-cfg.translate, cfg.translate) * 2, r(-cfg.translate, cfg.translate) * 2
+    flip = torch.where(torch.rand(b, generator=gen) < 0.5, -1.0, 1.0) if cfg.flip else torch.ones(b)
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    theta = torch.stack([torch.stack([cos * flip, -sin, tx], 1), torch.stack([sin * flip, cos, ty], 1)], 1)
+    theta = theta.to(images.device, images.dtype)
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    images = F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    if targets.ndim == 3:
+        t = F.grid_sample(targets[:, None].float(), grid, mode="nearest", padding_mode="border", align_corners=False)
+        return images, t[:, 0].long()
+    return images, F.grid_sample(targets, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def heldout_validation_set(id2label: dict[int, str], size: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first ``n`` held-out rendered faces with labels in the segmenter's schema (10- or 3-class)."""
+    from ..data import HELD_OUT_SEEDS, render_batch
+    from ..io import uint8_to_tensor
+
+    names = tuple(id2label[i] for i in range(len(id2label)))
+    if names not in (CLASSES_10, CLASSES_3):
+        raise ValueError(f"held-out validation needs the 10- or 3-class toy-face schema, got {names}; pass --n-val 0")
+    images, labels = render_batch(HELD_OUT_SEEDS[:n], size)
+    if names == CLASSES_3:
+        labels = to_three_class(labels)
+    return uint8_to_tensor(images), torch.from_numpy(labels.astype(np.int64))
+
+
+@torch.no_grad()
+def validate(model: AutoShotSegmenter, images: torch.Tensor, labels: torch.Tensor) -> dict:
+    m = SegmentationMetrics(len(model.config.id2label))
+    m.update(model.segment(images), labels)
+    res = m.compute()
+    return {"weighted_iou": res["weighted_iou"], "mean_iou": res["mean_iou"]}
+
+
+def save_autoshot(model: AutoShotSegmenter, out: Path) -> None:
+    """Model + preprocessor_config.json, so ``pipeline("image-segmentation", model=out)`` works."""
+    size = model.config.image_size
+    save_pretrained_atomic(model, out)
+    AutoShotImageProcessor(size={"height": size, "width": size}).save_pretrained(out)
+
+
+def _soft_targets(segmenter, seeds: torch.Tensor) -> torch.Tensor:
+    from ..generated_data import generate_latents
+
+    w, noise = generate_latents(segmenter.generator, seeds.tolist())
+    return F.softmax(segmenter.segment_latents(w, noise).logits.float(), 1)
+
+
+def train_autoshot(cfg: TrainAutoShotConfig, progress: bool = True) -> Path:
+    """Train (or resume) into ``cfg.out``; returns the folder of the best model."""
+    from accelerate import Accelerator
+
+    from ..fewshot import FewShotSegmenter
+    from ..generated_data import load_generated_dataset
+
+    if cfg.targets not in ("hard", "soft"):
+        raise ValueError(f"targets must be 'hard' or 'soft', got {cfg.targets!r}")
+    run = Path(cfg.out)
+    check_resume_config(run, cfg, RESUME_KEYS)
+    ds, info = load_generated_dataset(cfg.data, cfg.drop_uncertain, cfg.uncertainty)
+    id2label = {int(k): v for k, v in info["id2label"].items()}
+    ds = ds.with_format("numpy")
+    images = torch.from_numpy(np.stack(ds["image"])).permute(0, 3, 1, 2).float() / 127.5 - 1
+    labels = torch.from_numpy(np.stack(ds["label"]).astype(np.int64))
+    seeds = torch.as_tensor(np.asarray(ds["seed"]))
+    size = images.shape[-1]
+    segmenter = FewShotSegmenter.from_pretrained(info["segmenter"]).eval() if cfg.targets == "soft" else None
+
+    accelerator = Accelerator(mixed_precision=cfg.mixed_precision)
+    torch.manual_seed(cfg.seed)
+    model = AutoShotSegmenter(AutoShotSegmenterConfig(
+        widths=[int(w) for w in cfg.widths.split(",")], image_size=size, id2label=id2label,
+        source_segmenter=info["segmenter"]))
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    steps_per_epoch = max(1, len(images) // cfg.batch)
+    total = steps_per_epoch * cfg.epochs
+
+    class State:
+        def __init__(self):
+            self.step, self.best = 0, -1.0
+
+        def state_dict(self):
+            return {"step": torch.tensor(self.step), "best": torch.tensor(self.best)}
+
+        def load_state_dict(self, sd):
+            self.step, self.best = int(sd["step"]), float(sd["best"])
+
+    state = State()
+    accelerator.register_for_checkpointing(state)
+    found = checkpoints(run)
+    if found:
+        accelerator.load_state(str(found[-1]))
+        accelerator.print(f"resumed from {found[-1]} (step {state.step})")
+    if accelerator.is_main_process:
+        run.mkdir(parents=True, exist_ok=True)
+        write_config(run, cfg)
+    log = JsonlLog(run / "log.jsonl", upto_step=state.step) if accelerator.is_main_process else None
+    val = heldout_validation_set(id2label, size, cfg.n_val) if cfg.n_val else None
+
+    def loss_fn(step: int) -> torch.Tensor:
+        gen = step_generator(cfg.seed, step, accelerator.process_index)
+        idx = torch.randint(0, len(images), (cfg.batch,), generator=gen)
+        x = images[idx].to(accelerator.device)
+        target = _soft_targets(segmenter, seeds[idx]) if segmenter is not None else labels[idx]
+        x, target = random_affine(x, target.to(accelerator.device), cfg, gen)
+        with accelerator.autocast():
+            logits = model(x).logits
+        return F.cross_entropy(logits.float(), target)
+
+    def on_step(step: int) -> None:
+        state.step = step
+        if step % steps_per_epoch and step != total:
+            return
+        unwrapped = accelerator.unwrap_model(model)
+        record = {"step": step, "epoch": step / steps_per_epoch}
+        if val is not None and accelerator.is_main_process:
+            record.update(validate(unwrapped, *val))
+            if record["weighted_iou"] > state.best:
+                state.best = record["weighted_iou"]
+                save_autoshot(unwrapped, run / "best")
+            unwrapped.train()
+        if log is not None:
+            log.write(record)
+        save_checkpoint(accelerator, run, step)
+
+    model.train()
+    fit(accelerator, optimizer, loss_fn, total, start_step=state.step, desc="train-autoshot", progress=progress,
+        log=log, log_every=10, on_step=on_step)
+    final = accelerator.unwrap_model(model).eval()
+    if accelerator.is_main_process:
+        save_autoshot(final, run / "final")
+        if val is None:
+            save_autoshot(final, run / "best")
+        atomic_write_text(run / "summary.json", json.dumps({"steps": total, "best_val_weighted_iou": state.best,
+                                                            "n_train": len(images)}, indent=2))
+    accelerator.wait_for_everyone()
+    return run / "best"
