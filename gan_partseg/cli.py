@@ -388,11 +388,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # our own bars say what is going on; transformers' per-file ones add noise
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         args.func(args)
-    except (ValueError, FileNotFoundError, FileExistsError, OSError, ImportError) as err:
+    except (ValueError, KeyError, FileNotFoundError, FileExistsError, OSError, ImportError) as err:
         print(f"gan-partseg {args.command}: error: {err}", file=sys.stderr)
         return 2
     return 0
