@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import pickle
 import re
 from pathlib import Path
 from typing import Any, Mapping
@@ -48,14 +47,16 @@ def load_pt_safely(path: str | os.PathLike) -> Any:
     try:
         with torch.serialization.safe_globals(ALLOWED_GLOBALS):
             return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
+    except (RuntimeError, EOFError, ValueError) as err:
+        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint (corrupt or truncated?): {err}") from err
+    except Exception as err:
+        if type(err).__name__ != "UnpicklingError":  # pickle.UnpicklingError, without importing pickle here
+            raise
         raise CheckpointError(
             f"refused to load {path}: it holds Python objects outside the allow-list "
             f"(tensors, containers, argparse.Namespace), so loading it could run code from the file. "
             f"Details: {str(err).splitlines()[0]}"
         ) from err
-    except (RuntimeError, EOFError, ValueError) as err:
-        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint (corrupt or truncated?): {err}") from err
 
 
 def _state_dict(ckpt: Any, key: str, path: str) -> Mapping[str, torch.Tensor]:
