@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from huggingface_hub import ModelCard, ModelCardData
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 
 def generator_card(name: str, config: dict, training: dict, quality: dict | None, sample_image: str | None) -> ModelCard:
@@ -78,5 +78,83 @@ A teaching and testing artifact: a stand-in for FFHQ StyleGAN2 checkpoints that 
 run anywhere. It draws cartoon faces at 64 px only; the figures above say how close it gets to
 the rendered distribution. It is not a model of real faces; use a converted FFHQ checkpoint
 (`gan-partseg convert rosinality`) for real images.
+"""
+    return ModelCard(content)
+
+
+def _iou_table(rows: dict, labels: dict[str, str], classes: list[str]) -> str:
+    lines = ["| model | weighted IoU | mean IoU | " + " | ".join(classes) + " |", "|" + "---|" * (3 + len(classes))]
+    for key, r in rows.items():
+        cells = ["-" if r["per_class_iou"].get(c) is None else f"{100 * r['per_class_iou'][c]:.1f}" for c in classes]
+        lines.append(f"| {labels.get(key, key)} | {100 * r['weighted_iou']:.1f} | {100 * r['mean_iou']:.1f} | "
+                     + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def autoshot_card(name: str, results: dict) -> ModelCard:
+    """The card of the bundled auto-shot U-Net, from ``docs/results/autoshot.json`` (``results``)."""
+    meta, rows = results["meta"], results["rows"]
+    classes = list(next(iter(rows.values()))["per_class_iou"])
+    a = rows["autoshot"]
+    data = ModelCardData(
+        license="apache-2.0",
+        library_name="gan_partseg",
+        tags=["semantic-segmentation", "part-segmentation", "unet", "toy-faces", "gan-generated-data"],
+        pipeline_tag="image-segmentation",
+        base_model=None,
+        eval_results=[EvalResult(task_type="image-segmentation", dataset_type="toyfaces-held-out",
+                                 dataset_name=f"toy faces, {meta['test']}", metric_type="weighted_iou",
+                                 metric_name="weighted IoU (background included)", metric_value=round(a["weighted_iou"], 4)),
+                      EvalResult(task_type="image-segmentation", dataset_type="toyfaces-held-out",
+                                 dataset_name=f"toy faces, {meta['test']}", metric_type="mean_iou",
+                                 metric_name="mean IoU", metric_value=round(a["mean_iou"], 4))],
+        model_name=name,
+    )
+    labels = {"fewshot_10shot_inversion": "10-shot segmenter through inversion",
+              "autoshot": f"**{name}**", "supervised": "supervised U-Net (true labels)",
+              "untrained_generator_10shot": "10-shot head on an untrained generator"}
+    latency = results.get("latency")
+    content = f"""---
+{data.to_yaml()}
+---
+
+# {name}
+
+An auto-shot part segmenter (stage 3 of "Repurposing GANs for One-shot Semantic Part
+Segmentation"): a U-Net that segments 64 px toy faces into {len(classes)} parts directly, in
+milliseconds. It never saw a human label: it learned from {meta['n_train_images']} images that the
+generator `toyfaces-64` drew and the 10-shot segmenter `{meta['segmenter']}` labelled (10 annotated
+faces in all).
+
+```python
+from gan_partseg import AutoShotSegmenter
+seg = AutoShotSegmenter.from_pretrained("{name}")
+labels = seg.segment(image)   # PIL image or (H, W, 3) uint8 -> (H, W) class ids
+
+from transformers import pipeline
+import gan_partseg  # registers the model type
+parts = pipeline("image-segmentation", model=str(gan_partseg.hub.bundled_artifacts()["{name}"]))(image)
+```
+
+## Results
+
+Test set: {meta['test']} (rendered faces that no training saw), IoU x 100:
+
+{_iou_table(rows, labels, classes)}
+
+{"Latency: see `benchmarks/results/realimage_latency.md`." if latency is None else latency}
+
+## Training
+
+`gan-partseg make-dataset --segmenter {meta['segmenter']} --n {meta['n_train_images']}`, then
+`gan-partseg train-autoshot` (U-Net widths {meta['unet_widths']}, {meta['epochs']} epochs, batch 32,
+Adam, random affine + flip, best epoch by weighted IoU on {meta['validation']}). Reproduce everything with
+`python scripts/fewshot_results.py && python scripts/autoshot_results.py`.
+
+## Intended use and limits
+
+Toy faces at 64 px only: a demonstration and test artifact of the pipeline, not a face parser.
+Its labels inherit the 10-shot segmenter's mistakes (see the table). For real faces, train the same
+pipeline from a converted FFHQ StyleGAN2 (docs/real-checkpoints.md).
 """
     return ModelCard(content)

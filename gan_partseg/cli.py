@@ -21,7 +21,7 @@ FLAG_HELP = {
     "channels": "JSON object resolution -> channels",
     "widths": "U-Net channels per level, comma separated",
     "targets": "hard (stored labels) or soft (the segmenter's probabilities, regenerated from each seed)",
-    "data": "generated data set folder (gan-partseg make-dataset)",
+    "data": "generated data set (gan-partseg make-dataset) or labelled data set (export-data --format datasets)",
     "drop_uncertain": "fraction of the least certain samples to leave out",
     "disc_channels": "JSON object resolution -> channels (default: the generator's)",
 }
@@ -90,10 +90,16 @@ def _cmd_export_data(args) -> None:
 def _cmd_demo(args) -> None:
     from .demo import run_demo
 
-    paths = run_demo(args.out, generator=args.generator, n=args.n, seed=args.seed)
+    paths = run_demo(args.out, generator=args.generator, n=args.n, seed=args.seed, fewshot=args.fewshot,
+                     autoshot=args.autoshot, n_test=args.n_test, n_invert=args.n_invert,
+                     invert_steps=args.invert_steps, retrain=args.retrain)
     print("demo outputs:")
     for name, path in paths.items():
-        print(f"  {name:10s} {path}")
+        print(f"  {name:18s} {path}")
+    summary = json.loads(paths["summary"].read_text())
+    print(f"auto-shot on {args.n_test} held-out faces: weighted IoU "
+          f"{100 * summary['autoshot_heldout']['weighted_iou']:.1f}; inversion + few-shot on {args.n_invert}: "
+          f"{100 * summary['inversion_heldout']['weighted_iou']:.1f} ({summary['seconds']['total']:.0f} s in all)")
 
 
 def _cmd_grid(args) -> None:
@@ -318,11 +324,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="write the JSON report here")
     p.set_defaults(func=_cmd_fid)
 
-    p = sub.add_parser("demo", help="run the main job on the embedded default and write pictures")
+    p = sub.add_parser("demo", help="run the whole pipeline on the embedded default and write pictures",
+                       description="Sample the generator, segment its samples with the few-shot segmenter, "
+                                   "segment held-out rendered faces with the auto-shot U-Net and through inversion, "
+                                   "write overlays and a metrics table. --retrain redoes every stage from the "
+                                   "generator first (about 10 minutes on 2 cores).")
     p.add_argument("--out", default="demo_out")
     p.add_argument("--generator", default="toyfaces-64")
-    p.add_argument("--n", type=int, default=16)
+    p.add_argument("--fewshot", default="toyfaces-64-fewshot-10c-10shot", help="few-shot segmenter")
+    p.add_argument("--autoshot", default="toyfaces-64-autoshot-10c", help="auto-shot U-Net")
+    p.add_argument("--n", type=int, default=16, help="generated samples")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n-test", type=int, default=100, help="held-out faces for the auto-shot metrics")
+    p.add_argument("--n-invert", type=int, default=4, help="held-out faces segmented through inversion")
+    p.add_argument("--invert-steps", type=int, default=None, help="latent optimizer steps (default: its default)")
+    p.add_argument("--retrain", action="store_true", help="redo shots, head, data set and U-Net from the generator")
     p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser("sample", help="write generated examples as a shots folder with empty labels to paint")
@@ -378,7 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=16)
     p.set_defaults(func=_cmd_make_dataset)
 
-    p = sub.add_parser("train-autoshot", help="train the auto-shot U-Net on a generated data set (resumable)")
+    p = sub.add_parser("train-autoshot", help="train the auto-shot U-Net on a generated (or labelled) data set (resumable)")
     _add_dataclass_flags(p, TrainAutoShotConfig)
     p.set_defaults(func=_cmd_train_autoshot)
 

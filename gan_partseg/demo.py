@@ -1,50 +1,171 @@
-"""``make demo`` / ``gan-partseg demo``: the main job on the embedded default, pictures out."""
+"""``make demo`` / ``gan-partseg demo``: the whole pipeline on the embedded default, pictures out.
+
+Stages (each writes its pictures into ``out_dir`` and its figures into ``summary.json``):
+
+1. generator: a sample grid and a per-layer feature PCA picture;
+2. few-shot: the 10-shot segmenter labels the same generated samples (overlays + legend);
+3. auto-shot: the U-Net segments held-out rendered faces directly; weighted / mean / per-class IoU
+   against their exact labels, overlays (image, prediction, truth);
+4. inversion: a few held-out faces through the latent optimizer and the few-shot head
+   (image, reconstruction, prediction, truth);
+5. ``metrics.md``: the table of stages 3 and 4.
+
+``retrain=True`` first redoes every stage from the generator into ``out_dir/retrain``: 10 rendered
+training faces inverted into shots, a CNN-L head trained on them, a generated data set labelled by
+it, and a U-Net trained on that; the pictures and figures then come from those models.
+"""
 
 from __future__ import annotations
 
 import json
 import time
 from pathlib import Path
+from typing import Callable
 
 import torch
 
-from .io import make_grid, save_image, tensor_to_uint8, upscale
+from .io import atomic_write_text, colorize, make_grid, save_image, tensor_to_uint8, uint8_to_tensor, upscale
 from .models.stylegan2 import StyleGAN2Generator
-from .visualize import feature_pca_grid
+from .visualize import comparison_rows, feature_pca_grid, with_legend
 
 DEFAULT_GENERATOR = "toyfaces-64"
+DEFAULT_FEWSHOT = "toyfaces-64-fewshot-10c-10shot"
+DEFAULT_AUTOSHOT = "toyfaces-64-autoshot-10c"
 
 
-def run_demo(out_dir: str | Path = "demo_out", generator: str = DEFAULT_GENERATOR, n: int = 16,
-             seed: int = 0, truncation: float = 0.8) -> dict[str, Path]:
-    """Sample the generator, write a sample grid and a per-layer feature PCA picture.
+def retrain_pipeline(out: Path, generator: str, n_shots: int = 10, n_data: int = 1000, epochs: int = 4,
+                     say: Callable[[str], None] = print) -> tuple[str, str]:
+    """Shots -> few-shot head -> generated data set -> auto-shot U-Net, from ``generator``; resumable.
 
-    Returns the written paths by name.
+    Returns (few-shot segmenter folder, auto-shot model folder).
     """
+    from .data import TRAIN_SEEDS
+    from .generated_data import make_dataset
+    from .labels import CLASSES_10, id2label
+    from .pipelines import invert_rendered
+    from .shots import write_id2label
+    from .training.autoshot import TrainAutoShotConfig, train_autoshot
+    from .training.fewshot import TrainFewShotConfig, train_fewshot
+
+    g = StyleGAN2Generator.from_pretrained(generator).eval()
+    shots, fewshot = out / "shots", out / "fewshot"
+    say(f"retrain 1/4: inverting {n_shots} rendered training faces into shots ({shots})")
+    invert_rendered(g, generator, list(TRAIN_SEEDS[500_000: 500_000 + n_shots]), shots, with_labels=True)
+    write_id2label(shots, id2label(CLASSES_10))
+    if not (fewshot / "config.json").exists():
+        say("retrain 2/4: training a CNN-L few-shot head")
+        train_fewshot(TrainFewShotConfig(generator=generator, shots=str(shots), out=str(fewshot), head="cnn-l"),
+                      generator=g)
+    say(f"retrain 3/4: labelling {n_data} generated images")
+    make_dataset(str(fewshot), out / "dataset", n=n_data, shard_size=min(500, n_data))
+    say("retrain 4/4: training the auto-shot U-Net")
+    best = train_autoshot(TrainAutoShotConfig(data=str(out / "dataset"), out=str(out / "autoshot"),
+                                              widths="16,32,64,128", epochs=epochs, n_val=100))
+    return str(fewshot), str(best)
+
+
+def run_demo(out_dir: str | Path = "demo_out", generator: str = DEFAULT_GENERATOR, n: int = 16, seed: int = 0,
+             truncation: float = 0.8, fewshot: str = DEFAULT_FEWSHOT, autoshot: str = DEFAULT_AUTOSHOT,
+             n_test: int = 100, n_invert: int = 4, invert_steps: int | None = None, retrain: bool = False,
+             say: Callable[[str], None] = print) -> dict[str, Path]:
+    """Run the demo; returns the written paths by name."""
+    from .data import HELD_OUT_SEEDS, render_batch
+    from .fewshot import FewShotSegmenter
+    from .generated_data import generate_latents
+    from .latent_optimizer import DEFAULTS
+    from .metrics import SegmentationMetrics
+    from .unet import AutoShotSegmenter
+
     out = Path(out_dir)
+    t_start = time.time()
+    timings: dict[str, float] = {}
+    if retrain:
+        t0 = time.time()
+        fewshot, autoshot = retrain_pipeline(out / "retrain", generator, say=say)
+        timings["retrain"] = time.time() - t0
+
+    # 1. generator
     t0 = time.time()
     g = StyleGAN2Generator.from_pretrained(generator).eval()
-    gen = torch.Generator().manual_seed(seed)
+    seg = FewShotSegmenter.from_pretrained(fewshot).eval()
+    if seg.config.generator != generator:
+        seg.set_generator(g)  # a segmenter trained on another copy of the same generator
     with torch.no_grad():
-        z = torch.randn(n, g.config.style_dim, generator=gen)
-        mean = g.mean_latent(4096, generator=gen)
-        res = g([z], truncation=truncation, truncation_latent=mean, randomize_noise=False, return_features=True)
+        mean = g.mean_latent(4096, generator=torch.Generator().manual_seed(seed))
+        w, noise = generate_latents(g, list(range(seed, seed + n)), truncation, mean)
+        res = g([w], input_is_latent=True, noise=noise, randomize_noise=False, return_features=True)
     scale = max(1, 256 // g.config.size)
+    samples = tensor_to_uint8(res.images)
     paths = {
-        "samples": save_image(out / "samples.png", upscale(make_grid(tensor_to_uint8(res.images), ncol=8), scale)),
+        "samples": save_image(out / "samples.png", upscale(make_grid(samples, ncol=8), scale)),
         "features": save_image(out / "feature_pca.png",
                                upscale(feature_pca_grid(res.images[:8], {k: v[:8] for k, v in res.features.items()}),
                                        scale)),
     }
-    summary = {
-        "generator": generator,
-        "n_samples": n,
-        "truncation": truncation,
-        "layers": {k: list(v.shape[1:]) for k, v in res.features.items()},
-        "seconds": round(time.time() - t0, 2),
-    }
-    from .io import atomic_write_text
+    timings["generator"] = time.time() - t0
 
+    # 2. few-shot labels of the generated samples
+    t0 = time.time()
+    labels = seg.segment_latents(w, noise).labels.numpy()
+    k = seg.n_classes
+    grid = comparison_rows([samples[:8], labels[:8], colorize(labels[:8], k)], k)
+    paths["fewshot_generated"] = save_image(out / "fewshot_generated.png",
+                                            with_legend(upscale(grid, 2), seg.id2label))
+    timings["fewshot_generated"] = time.time() - t0
+
+    # 3. auto-shot on held-out rendered faces
+    t0 = time.time()
+    unet = AutoShotSegmenter.from_pretrained(autoshot).eval()
+    images, truth = render_batch(HELD_OUT_SEEDS[:n_test], unet.config.image_size)
+    from PIL import Image
+
+    pred = torch.stack(unet.segment([Image.fromarray(a) for a in images])).numpy()
+    names = [unet.id2label[i] for i in range(len(unet.id2label))]
+    m = SegmentationMetrics(len(names), class_names=names)
+    m.update(pred, truth)
+    auto_metrics = _brief(m.compute())
+    paths["autoshot_heldout"] = save_image(out / "autoshot_heldout.png", with_legend(
+        upscale(comparison_rows([images[:8], pred[:8], truth[:8]], len(names)), 2), unet.id2label))
+    timings["autoshot"] = time.time() - t0
+
+    # 4. inversion + few-shot head on a few held-out faces
+    t0 = time.time()
+    inv = {**DEFAULTS, **({"steps": invert_steps} if invert_steps else {})}
+    images_i, truth_i = images[:n_invert], truth[:n_invert]
+    say(f"inverting {n_invert} held-out faces ({inv['steps']} steps each, batched)")
+    res_i = seg.segment_images(uint8_to_tensor(images_i), **inv)
+    pred_i = res_i.labels.numpy()
+    m = SegmentationMetrics(k, class_names=[seg.id2label[i] for i in range(k)])
+    m.update(pred_i, truth_i)
+    inv_metrics = {**_brief(m.compute()), "psnr": float(res_i.inversion.psnr.mean())}
+    recon = tensor_to_uint8(res_i.images)
+    paths["inversion_heldout"] = save_image(out / "inversion_heldout.png", with_legend(
+        upscale(comparison_rows([images_i, recon, pred_i, truth_i], k), 2), seg.id2label))
+    timings["inversion"] = time.time() - t0
+
+    # 5. the metrics table
+    table = ["# Demo metrics (held-out rendered faces)", "",
+             "| stage | images | weighted IoU | mean IoU | " + " | ".join(names) + " |",
+             "|" + "---|" * (4 + len(names))]
+    for label, count, r in ((f"auto-shot `{autoshot}`", n_test, auto_metrics),
+                            (f"inversion + few-shot `{fewshot}`", n_invert, inv_metrics)):
+        cells = ["-" if r["per_class_iou"].get(c) is None else f"{100 * r['per_class_iou'][c]:.1f}" for c in names]
+        table.append(f"| {label} | {count} | {100 * r['weighted_iou']:.1f} | {100 * r['mean_iou']:.1f} | "
+                     + " | ".join(cells) + " |")
+    table += ["", f"Inversion: {inv}, mean PSNR {inv_metrics['psnr']:.1f} dB.", ""]
+    atomic_write_text(out / "metrics.md", "\n".join(table))
+    paths["metrics"] = out / "metrics.md"
+    summary = {
+        "generator": generator, "fewshot": fewshot, "autoshot": autoshot, "retrain": retrain,
+        "n_samples": n, "truncation": truncation,
+        "layers": {k_: list(v.shape[1:]) for k_, v in res.features.items()},
+        "autoshot_heldout": auto_metrics, "inversion_heldout": inv_metrics, "inversion": inv,
+        "seconds": {k_: round(v, 2) for k_, v in timings.items()} | {"total": round(time.time() - t_start, 2)},
+    }
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
     paths["summary"] = out / "summary.json"
     return paths
+
+
+def _brief(result: dict) -> dict:
+    return {k: result[k] for k in ("weighted_iou", "mean_iou", "per_class_iou", "n_images")}

@@ -42,12 +42,39 @@ def resolve_pretrained(name_or_path: str | os.PathLike) -> str:
     return text
 
 
+KINDS = {
+    "stylegan2": "a StyleGAN2 generator (StyleGAN2Generator)",
+    "stylegan2_discriminator": "a StyleGAN2 discriminator (StyleGAN2Discriminator)",
+    "gan_partseg_fewshot": "a few-shot segmenter (FewShotSegmenter)",
+    "gan_partseg_autoshot": "an auto-shot U-Net (AutoShotSegmenter)",
+}
+
+
+def check_model_type(cls, path: str, subfolder: str = "") -> None:
+    """Refuse a local model folder of another kind, naming both kinds (transformers would only warn)."""
+    config = Path(path) / subfolder / "config.json"
+    expected = getattr(getattr(cls, "config_class", None), "model_type", None)
+    if not expected or not config.is_file():
+        return
+    import json
+
+    try:
+        found = json.loads(config.read_text()).get("model_type")
+    except (ValueError, UnicodeDecodeError) as err:
+        raise ValueError(f"{config} is not valid JSON ({err}); the model folder is damaged") from None
+    if found != expected:
+        what = KINDS.get(found, f"a model of type {found!r}")
+        raise ValueError(f"{Path(path) / subfolder} holds {what}, but {cls.__name__} needs "
+                         f"{KINDS.get(expected, expected)}; pass the right folder")
+
+
 class ResolveBundledMixin:
     """Adds bundled-name resolution in front of transformers' ``from_pretrained``."""
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
         path = resolve_pretrained(pretrained_model_name_or_path)
+        check_model_type(cls, path, kwargs.get("subfolder", ""))
         try:
             return super().from_pretrained(path, *args, **kwargs)
         except OSError as err:

@@ -19,7 +19,6 @@ import math
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .models.stylegan2 import StyleGAN2Generator

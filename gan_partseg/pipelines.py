@@ -73,6 +73,41 @@ def make_shots(generator: StyleGAN2Generator, generator_name: str, images, label
     return {"n_shots": len(paths), "mean_psnr": float(res.psnr.mean()), "notes": notes}
 
 
+def invert_rendered(generator: StyleGAN2Generator, generator_name: str, seeds, folder, with_labels: bool,
+                    batch_size: int = 8, progress: bool = True, **optimizer_kwargs) -> float:
+    """Invert the rendered toy faces of ``seeds`` that ``folder`` does not hold yet (resumable).
+
+    Writes ``folder/latents/SEED.safetensors`` (7-digit names) and, ``with_labels``, the shot files
+    (reconstruction + true 10-class labels), batch by batch. Returns seconds per image (nan when
+    nothing was left to do).
+    """
+    from tqdm.auto import tqdm
+
+    from .data import render
+
+    folder = Path(folder)
+    todo = [s for s in seeds if not (folder / "latents" / f"{s:07d}.safetensors").exists()]
+    if not todo:
+        return float("nan")
+    t0 = time.time()
+    optimizer = LatentOptimizer(generator, progress=False, **optimizer_kwargs)
+    bar = tqdm(total=len(todo), desc=f"invert -> {folder.name}", unit="img", disable=not progress)
+    for i in range(0, len(todo), batch_size):
+        chunk = todo[i: i + batch_size]
+        pairs = [render(s, generator.config.size) for s in chunk]
+        res = optimizer.invert(uint8_to_tensor(np.stack([p[0] for p in pairs])))
+        recon = tensor_to_uint8(res.reconstructions)
+        for j, s in enumerate(chunk):
+            noise = [n[j: j + 1] for n in res.noises]
+            if with_labels:
+                write_shot(folder, f"{s:07d}", recon[j], pairs[j][1], res.latents[j: j + 1], noise, generator_name)
+            else:
+                write_latent(folder, f"{s:07d}", res.latents[j: j + 1], noise, generator_name)
+        bar.update(len(chunk))
+    bar.close()
+    return (time.time() - t0) / len(todo)
+
+
 def find_id2label(labels_dir) -> dict[int, str]:
     """id2label.json in the labels folder or its parent."""
     for folder in (Path(labels_dir), Path(labels_dir).parent):

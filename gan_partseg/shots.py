@@ -59,6 +59,20 @@ def write_latent(folder: str | Path, name: str, latent: torch.Tensor, noise: Seq
     return path
 
 
+def read_latents(folder: str | Path, names: Sequence[str]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """``folder/latents/NAME.safetensors`` for each name, batched: latents (N, ...) and noise maps [(N, 1, r, r)]."""
+    from safetensors.torch import load_file
+
+    paths = [Path(folder) / "latents" / f"{n}.safetensors" for n in names]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise ShotsError(f"missing latent file(s): {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}")
+    items = [load_file(str(p)) for p in paths]
+    n_noise = sum(1 for k in items[0] if k.startswith("noise_"))
+    return (torch.cat([t["latent"] for t in items]),
+            [torch.cat([t[f"noise_{i}"] for t in items]) for i in range(n_noise)])
+
+
 def write_shot(folder: str | Path, name: str, image: np.ndarray, labels: np.ndarray | None, latent: torch.Tensor,
                noise: Sequence[torch.Tensor], generator: str) -> None:
     """Write one shot (labels None -> an all-background label PNG to paint)."""

@@ -47,3 +47,56 @@ def feature_pca_grid(images: torch.Tensor, features: Mapping[str, torch.Tensor],
     rows += [pca_rgb(features[name], size) for name in layers]
     stacked = np.concatenate(rows, 0)
     return make_grid(stacked, ncol=images.shape[0])
+
+
+def legend(id2label: Mapping[int, str], width: int = 0, swatch: int = 12) -> np.ndarray:
+    """A strip of colour swatches with class names, (h, max(width, needed), 3) uint8 on white."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    from .labels import palette_for
+
+    palette = palette_for(len(id2label))
+    font = ImageFont.load_default()
+    items = [(palette[i], id2label[i]) for i in sorted(id2label)]
+    widths = [swatch + 4 + int(font.getlength(name)) + 10 for _, name in items]
+    total = max(width, sum(widths) + 4)
+    canvas = Image.new("RGB", (total, swatch + 6), "white")
+    draw = ImageDraw.Draw(canvas)
+    x = 4
+    for (color, name), w in zip(items, widths):
+        draw.rectangle([x, 3, x + swatch, 3 + swatch - 1], fill=tuple(int(c) for c in color), outline=(90, 90, 90))
+        draw.text((x + swatch + 4, 3), name, fill=(0, 0, 0), font=font)
+        x += w
+    return np.asarray(canvas)
+
+
+def with_legend(grid: np.ndarray, id2label: Mapping[int, str]) -> np.ndarray:
+    """``grid`` (H, W, 3) with a legend strip below it (padded to a common width)."""
+    strip = legend(id2label, width=grid.shape[1])
+    if strip.shape[1] > grid.shape[1]:
+        grid = np.pad(grid, ((0, 0), (0, strip.shape[1] - grid.shape[1]), (0, 0)), constant_values=255)
+    return np.concatenate([grid, strip], 0)
+
+
+def comparison_rows(columns: Sequence[np.ndarray], n_classes: int, scale: int = 1) -> np.ndarray:
+    """One row per image, one column per entry of ``columns``.
+
+    Each entry is (N, H, W, 3) uint8 images or (N, H, W) int label maps (drawn as overlays on the
+    first entry when that holds images, as colours otherwise). Returns the grid (uint8).
+    """
+    from .io import colorize, overlay, upscale
+
+    base = columns[0] if np.asarray(columns[0]).ndim == 4 else None
+    tiles = []
+    n = len(columns[0])
+    for i in range(n):
+        for col in columns:
+            col = np.asarray(col)
+            if col.ndim == 4:
+                tiles.append(col[i])
+            elif base is not None:
+                tiles.append(overlay(base[i], col[i], n_classes, alpha=0.6))
+            else:
+                tiles.append(colorize(col[i], n_classes))
+    grid = make_grid(np.stack(tiles), ncol=len(columns))
+    return upscale(grid, scale) if scale > 1 else grid

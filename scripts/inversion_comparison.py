@@ -25,7 +25,7 @@ from gan_partseg.fewshot import FewShotSegmenter
 from gan_partseg.io import atomic_write_text, replace_markdown_section, uint8_to_tensor
 from gan_partseg.latent_optimizer import LatentOptimizer
 from gan_partseg.metrics import SegmentationMetrics
-from gan_partseg.models.stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator
+from gan_partseg.models.stylegan2 import StyleGAN2Discriminator
 
 ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = [(p, s) for p in ("lite0", "discriminator", "none") for s in ("w", "w+")]

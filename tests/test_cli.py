@@ -41,8 +41,15 @@ def test_unknown_generator_is_a_clear_cli_error(tmp_path, capsys):
 
 
 @pytest.mark.e2e
-def test_demo_writes_pictures(tmp_path, capsys):
-    assert main(["demo", "--out", str(tmp_path / "demo"), "--n", "8"]) == 0
+def test_demo_runs_the_whole_pipeline_on_bundled_weights(tmp_path, capsys):
+    args = ["demo", "--out", str(tmp_path / "demo"), "--n", "8", "--n-test", "24", "--n-invert", "2",
+            "--invert-steps", "30"]
+    assert main(args) == 0
     out = capsys.readouterr().out
-    for name in ("samples.png", "feature_pca.png", "summary.json"):
+    for name in ("samples.png", "feature_pca.png", "fewshot_generated.png", "autoshot_heldout.png",
+                 "inversion_heldout.png", "metrics.md", "summary.json"):
         assert (tmp_path / "demo" / name).exists() and name in out
+    summary = json.loads((tmp_path / "demo" / "summary.json").read_text())
+    assert summary["autoshot_heldout"]["n_images"] == 24 and summary["inversion_heldout"]["n_images"] == 2
+    assert summary["autoshot_heldout"]["weighted_iou"] > 0.6  # the shipped U-Net segments held-out faces
+    assert "| auto-shot" in (tmp_path / "demo" / "metrics.md").read_text()

@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 
 from gan_partseg.cli import main as cli_main
-from gan_partseg.fewshot import FewShotSegmenter, FewShotSegmenterConfig
+from gan_partseg.fewshot import FewShotSegmenter
 from gan_partseg.io import load_image, save_image, tensor_to_uint8
 from gan_partseg.latent_optimizer import LatentOptimizer, learning_rate, noise_normalize_, noise_regularize, psnr
 from gan_partseg.metrics import evaluate_arrays

@@ -4,7 +4,7 @@ Each step takes a seeded batch, applies one random affine (rotation, translation
 and horizontal flip jointly to images and targets, and minimises cross-entropy against
 hard labels (the segmenter's argmax, stored in the data set) or soft targets (the
 segmenter's probabilities, regenerated exactly from each row's seed). After every epoch
-it scores held-out rendered faces (weighted IoU), keeps the best model in ``OUT/best``,
+it scores the last ``n_val`` held-out rendered faces (weighted IoU), keeps the best model in ``OUT/best``,
 and checkpoints (``OUT/checkpoints``) so an interrupted run resumes where it stopped.
 
 Run folder::
@@ -83,14 +83,17 @@ def random_affine(images: torch.Tensor, targets: torch.Tensor, cfg: TrainAutoSho
 
 
 def heldout_validation_set(id2label: dict[int, str], size: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The first ``n`` held-out rendered faces with labels in the segmenter's schema (10- or 3-class)."""
+    """The last ``n`` held-out rendered faces with labels in the segmenter's schema (10- or 3-class).
+
+    The tail of ``HELD_OUT_SEEDS``: results tables test on its head, so model selection never sees a test face.
+    """
     from ..data import HELD_OUT_SEEDS, render_batch
     from ..io import uint8_to_tensor
 
     names = tuple(id2label[i] for i in range(len(id2label)))
     if names not in (CLASSES_10, CLASSES_3):
         raise ValueError(f"held-out validation needs the 10- or 3-class toy-face schema, got {names}; pass --n-val 0")
-    images, labels = render_batch(HELD_OUT_SEEDS[:n], size)
+    images, labels = render_batch(HELD_OUT_SEEDS[len(HELD_OUT_SEEDS) - n:], size)
     if names == CLASSES_3:
         labels = to_three_class(labels)
     return uint8_to_tensor(images), torch.from_numpy(labels.astype(np.int64))
@@ -118,24 +121,71 @@ def _soft_targets(segmenter, seeds: torch.Tensor) -> torch.Tensor:
     return F.softmax(segmenter.segment_latents(w, noise).logits.float(), 1)
 
 
+def load_training_set(data: str, drop_uncertain: float = 0.0, uncertainty: str = "entropy"
+                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict]:
+    """Images (N, 3, H, W) in [-1, 1], labels (N, H, W) int64, seeds (N,), and a description with ``id2label``.
+
+    ``data`` is a generated data set (``gan-partseg make-dataset``: its ``segmenter`` is named in the
+    description) or a labelled data set saved with ``save_to_disk`` (``gan-partseg export-data``,
+    the real-data converters): columns image, label and optionally seed; ``segmenter`` is then None.
+    """
+    import datasets
+
+    from ..data.export import load_hf_dataset
+    from ..generated_data import load_generated_dataset
+
+    folder = Path(data)
+    if (folder / "dataset.json").is_file():
+        ds, info = load_generated_dataset(folder, drop_uncertain, uncertainty)
+    elif (folder / "dataset_info.json").is_file() or (folder / "state.json").is_file():
+        if drop_uncertain:
+            raise ValueError(f"{folder} holds fixed labels with no confidence column: drop_uncertain needs a "
+                             "generated data set")
+        ds, id2label = load_hf_dataset(folder)
+        if not id2label:
+            raise ValueError(f"{folder} stores no id2label mapping; write one into its description as "
+                             "gan-partseg export-data does")
+        missing = {"image", "label"} - set(ds.column_names)
+        if missing:
+            raise ValueError(f"{folder} lacks the column(s) {sorted(missing)}; a labelled data set needs image and label")
+        info = {"id2label": {str(k): v for k, v in id2label.items()}, "segmenter": None, "source": str(folder)}
+    else:
+        raise FileNotFoundError(f"{folder} is neither a generated data set (dataset.json) nor a saved labelled "
+                                "data set (dataset_info.json); make one with gan-partseg make-dataset or export-data")
+    if not isinstance(ds, datasets.Dataset):
+        raise ValueError(f"{folder} holds several splits; save the training split alone")
+    ds = ds.with_format("numpy")
+    arrays = np.stack(ds["image"])
+    if arrays.ndim != 4 or arrays.shape[-1] != 3:
+        raise ValueError(f"{folder}: images must all be RGB of one size, got an array of shape {arrays.shape}")
+    images = torch.from_numpy(arrays).permute(0, 3, 1, 2).float() / 127.5 - 1
+    labels = torch.from_numpy(np.stack(ds["label"]).astype(np.int64))
+    if labels.shape[-2:] != images.shape[-2:]:
+        raise ValueError(f"{folder}: labels are {tuple(labels.shape[-2:])} but images {tuple(images.shape[-2:])}")
+    bad = int(labels.max()) >= len(info["id2label"]) if len(labels) else False
+    if bad:
+        raise ValueError(f"{folder}: labels reach class id {int(labels.max())} but id2label defines "
+                         f"{len(info['id2label'])} classes")
+    seeds = torch.as_tensor(np.asarray(ds["seed"])) if "seed" in ds.column_names else torch.arange(len(images))
+    return images, labels, seeds, info
+
+
 def train_autoshot(cfg: TrainAutoShotConfig, progress: bool = True) -> Path:
     """Train (or resume) into ``cfg.out``; returns the folder of the best model."""
     from accelerate import Accelerator
 
     from ..fewshot import FewShotSegmenter
-    from ..generated_data import load_generated_dataset
 
     if cfg.targets not in ("hard", "soft"):
         raise ValueError(f"targets must be 'hard' or 'soft', got {cfg.targets!r}")
     run = Path(cfg.out)
     check_resume_config(run, cfg, RESUME_KEYS)
-    ds, info = load_generated_dataset(cfg.data, cfg.drop_uncertain, cfg.uncertainty)
+    images, labels, seeds, info = load_training_set(cfg.data, cfg.drop_uncertain, cfg.uncertainty)
     id2label = {int(k): v for k, v in info["id2label"].items()}
-    ds = ds.with_format("numpy")
-    images = torch.from_numpy(np.stack(ds["image"])).permute(0, 3, 1, 2).float() / 127.5 - 1
-    labels = torch.from_numpy(np.stack(ds["label"]).astype(np.int64))
-    seeds = torch.as_tensor(np.asarray(ds["seed"]))
     size = images.shape[-1]
+    if cfg.targets == "soft" and info.get("segmenter") is None:
+        raise ValueError(f"{cfg.data} holds fixed labels, not a generated data set: soft targets need the "
+                         "segmenter that made the data (gan-partseg make-dataset); use --targets hard")
     segmenter = FewShotSegmenter.from_pretrained(info["segmenter"]).eval() if cfg.targets == "soft" else None
 
     accelerator = Accelerator(mixed_precision=cfg.mixed_precision)

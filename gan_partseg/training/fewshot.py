@@ -129,8 +129,18 @@ def train_fewshot(cfg: TrainFewShotConfig, generator: StyleGAN2Generator | None 
                               "final_loss": float(np.mean(losses[-10:])) if losses else None,
                               "seconds": round(time.time() - t0, 2)}
     if out_dir is not None:
-        save_pretrained_atomic(model, out_dir)
-        atomic_write_text(out_dir / "training.json", json.dumps(model.training_summary, indent=2))
+        save_fewshot(model, out_dir, losses)
+    return model
+
+
+def save_fewshot(model: FewShotSegmenter, out_dir: str | Path, losses: list[float] | None = None) -> Path:
+    """The model folder plus ``training.json`` (settings, shot names, losses, seconds) and the loss log."""
+    out_dir = Path(out_dir)
+    save_pretrained_atomic(model, out_dir)
+    summary = getattr(model, "training_summary", None)
+    if summary is not None:
+        atomic_write_text(out_dir / "training.json", json.dumps(summary, indent=2))
+    if losses:
         atomic_write_text(out_dir / "log.jsonl", "".join(json.dumps({"step": i + 1, "loss": v}) + "\n"
                                                          for i, v in enumerate(losses)))
-    return model
+    return out_dir

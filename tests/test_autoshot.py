@@ -1,0 +1,125 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from gan_partseg.data.export import export_hf_dataset
+from gan_partseg.fewshot import FewShotSegmenter
+from gan_partseg.processing import AutoShotImageProcessor
+from gan_partseg.training.autoshot import TrainAutoShotConfig, load_training_set, train_autoshot
+from gan_partseg.unet import AutoShotSegmenter, AutoShotSegmenterConfig
+
+ID2LABEL = {0: "background", 1: "eye", 2: "mouth", 3: "nose"}
+
+
+def tiny_unet(widths=(4, 8, 16), size: int = 32) -> AutoShotSegmenter:
+    torch.manual_seed(0)
+    return AutoShotSegmenter(AutoShotSegmenterConfig(widths=list(widths), image_size=size, id2label=ID2LABEL)).eval()
+
+
+@pytest.mark.parametrize("hw", [(32, 32), (37, 45), (5, 3), (64, 17)])
+def test_unet_keeps_odd_sizes(hw):
+    model = tiny_unet()
+    out = model(torch.randn(2, 3, *hw)).logits
+    assert out.shape == (2, 4, *hw)
+
+
+def test_unet_names_bad_input():
+    with pytest.raises(ValueError, match=r"pixel_values must be \(B, 3, H, W\)"):
+        tiny_unet()(torch.randn(2, 4, 32, 32))
+    with pytest.raises(ValueError, match="at least two levels"):
+        AutoShotSegmenterConfig(widths=[8], id2label=ID2LABEL)
+
+
+def test_segment_returns_maps_at_each_images_own_size_for_any_mode():
+    model = tiny_unet()
+    rgb = Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 56, 3), dtype=np.uint8))
+    gray, rgba = rgb.convert("L"), rgb.convert("RGBA")
+    one = model.segment(rgb)
+    assert one.shape == (40, 56) and one.dtype == torch.int64 and int(one.max()) < 4
+    many = model.segment([rgb, gray, rgba, np.asarray(rgb)])
+    assert [tuple(m.shape) for m in many] == [(40, 56)] * 4
+    assert torch.equal(many[0], many[2]) and torch.equal(many[0], many[3])  # alpha dropped, array == PIL
+    batch = model.segment(torch.zeros(3, 3, 32, 32))
+    assert batch.shape == (3, 32, 32)
+
+
+def test_transformers_pipeline_returns_one_mask_per_present_part(tmp_path):
+    from transformers import pipeline
+
+    model = tiny_unet()
+    model.save_pretrained(tmp_path / "m")
+    AutoShotImageProcessor(size={"height": 32, "width": 32}).save_pretrained(tmp_path / "m")
+    seg = pipeline("image-segmentation", model=str(tmp_path / "m"))
+    image = Image.fromarray(np.random.default_rng(1).integers(0, 255, (48, 40, 3), dtype=np.uint8))
+    results = seg(image)
+    present = torch.unique(model.segment(image)).tolist()
+    assert sorted(r["label"] for r in results) == sorted(ID2LABEL[i] for i in present)
+    masks = [np.asarray(r["mask"]) for r in results]
+    assert all(m.shape == (48, 40) for m in masks)
+    assert (sum(m > 0 for m in masks) == 1).all()  # the masks tile the image
+
+
+@pytest.fixture(scope="module")
+def labelled(tmp_path_factory):
+    out = tmp_path_factory.mktemp("data") / "faces"
+    export_hf_dataset(range(48), out, size=32, classes=3, progress=False)
+    return out
+
+
+def _cfg(data, out, **kw):
+    base = dict(data=str(data), out=str(out), widths="8,16,32", epochs=2, batch=8, lr=3e-3, n_val=8,
+                rotate=5.0, seed=0)
+    base.update(kw)
+    return TrainAutoShotConfig(**base)
+
+
+def test_short_training_lowers_the_loss_and_keeps_the_best(labelled, tmp_path):
+    best = train_autoshot(_cfg(labelled, tmp_path / "run", epochs=12), progress=False)
+    rows = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in rows if "loss" in r]
+    assert len(losses) >= 6 and np.mean(losses[-2:]) < 0.6 * losses[0]
+    vals = [r["weighted_iou"] for r in rows if "weighted_iou" in r]
+    assert len(vals) == 12
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["best_val_weighted_iou"] == pytest.approx(max(vals))
+    model = AutoShotSegmenter.from_pretrained(best)
+    assert model.config.id2label[1] == "eye" and model.config.source_segmenter is None
+
+
+def test_resumed_training_continues_identically(labelled, tmp_path):
+    train_autoshot(_cfg(labelled, tmp_path / "straight"), progress=False)
+    train_autoshot(_cfg(labelled, tmp_path / "split", epochs=1), progress=False)
+    train_autoshot(_cfg(labelled, tmp_path / "split"), progress=False)
+    a = AutoShotSegmenter.from_pretrained(tmp_path / "straight" / "final").state_dict()
+    b = AutoShotSegmenter.from_pretrained(tmp_path / "split" / "final").state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_resume_with_other_settings_is_refused(labelled, tmp_path):
+    train_autoshot(_cfg(labelled, tmp_path / "run", epochs=1, n_val=0), progress=False)
+    with pytest.raises(ValueError, match="different configuration.*lr"):
+        train_autoshot(_cfg(labelled, tmp_path / "run", epochs=1, n_val=0, lr=1e-4), progress=False)
+
+
+def test_training_set_errors_are_clear(labelled, tmp_path):
+    with pytest.raises(FileNotFoundError, match="neither a generated data set"):
+        load_training_set(tmp_path)
+    with pytest.raises(ValueError, match="no confidence column"):
+        load_training_set(labelled, drop_uncertain=0.1)
+    with pytest.raises(ValueError, match="soft targets need the segmenter"):
+        train_autoshot(_cfg(labelled, tmp_path / "run", targets="soft"), progress=False)
+    images, labels, seeds, info = load_training_set(labelled)
+    assert images.shape == (48, 3, 32, 32) and labels.shape == (48, 32, 32) and seeds.tolist() == list(range(48))
+    assert -1 <= float(images.min()) and float(images.max()) <= 1 and info["segmenter"] is None
+
+
+def test_folder_of_another_kind_is_named(tmp_path, tiny_generator):
+    tiny_generator.save_pretrained(tmp_path / "gen")
+    with pytest.raises(ValueError, match="holds a StyleGAN2 generator.*needs a few-shot segmenter"):
+        FewShotSegmenter.from_pretrained(tmp_path / "gen")
+    tiny_unet().save_pretrained(tmp_path / "unet")
+    with pytest.raises(ValueError, match="holds an auto-shot U-Net.*needs a few-shot segmenter"):
+        FewShotSegmenter.from_pretrained(tmp_path / "unet")
