@@ -56,6 +56,13 @@ def _add_dataclass_flags(parser: argparse.ArgumentParser, cls, skip: tuple[str, 
 def _cmd_convert(args) -> None:
     from .convert import convert_rosinality
 
+    if args.format == "nvidia":
+        from .convert_nvidia import convert_nvidia
+
+        out = convert_nvidia(args.ckpt, args.out_dir, network=args.network, discriminator=args.discriminator)
+        print(f"wrote {out}" + (f" and {out / 'discriminator'}" if args.discriminator else ""))
+        print(f"load it with StyleGAN2Generator.from_pretrained({str(out)!r})")
+        return
     out = convert_rosinality(args.ckpt, args.out_dir, size=args.size, style_dim=args.style_dim, n_mlp=args.n_mlp,
                              channel_multiplier=args.channel_multiplier, lr_mlp=args.lr_mlp,
                              discriminator=args.discriminator)
@@ -277,16 +284,21 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("convert", help="convert a checkpoint into a model folder",
-                       description="Convert a rosinality stylegan2-pytorch .pt into config.json + model.safetensors.")
-    p.add_argument("format", choices=["rosinality"], help="checkpoint format")
-    p.add_argument("ckpt", help="the .pt file (train.py checkpoint or converted one with g_ema, latent_avg)")
+                       description="Convert a rosinality stylegan2-pytorch .pt, or an NVIDIA stylegan2-ada-pytorch "
+                                   ".pkl (read by a restricted unpickler that never runs code from the file), "
+                                   "into config.json + model.safetensors.")
+    p.add_argument("format", choices=["rosinality", "nvidia"], help="checkpoint format")
+    p.add_argument("ckpt", help="rosinality: the .pt (train.py checkpoint, or converted with g_ema, latent_avg); "
+                                "nvidia: the network-snapshot .pkl")
     p.add_argument("out_dir", help="model folder to write")
     p.add_argument("--size", type=int, default=None, help="expected size (inferred when absent)")
     p.add_argument("--style-dim", type=int, default=None, help="expected style_dim (inferred when absent)")
     p.add_argument("--n-mlp", type=int, default=None, help="expected n_mlp (inferred when absent)")
     p.add_argument("--channel-multiplier", type=int, default=None, help="expected channel multiplier")
     p.add_argument("--lr-mlp", type=float, default=0.01, help="mapping lr multiplier (not stored in weights)")
-    p.add_argument("--discriminator", action="store_true", help="also write ckpt['d'] to OUT_DIR/discriminator")
+    p.add_argument("--discriminator", action="store_true",
+                   help="also write the discriminator (ckpt['d'] / pkl['D']) to OUT_DIR/discriminator")
+    p.add_argument("--network", default="G_ema", help="nvidia: which generator of the pickle (G_ema or G)")
     p.set_defaults(func=_cmd_convert)
 
     p = sub.add_parser("train-gan", help="train a StyleGAN2 on rendered toy faces (Accelerate; resumable)",

@@ -1,0 +1,336 @@
+"""Import NVIDIA ``stylegan2-ada-pytorch`` network pickles without running code from the file.
+
+An NVIDIA ``network-snapshot-*.pkl`` is a plain pickle of ``{"G", "D", "G_ema", "augment_pipe",
+"training_set_kwargs", ...}`` whose networks are "persistent" objects: each carries the *source
+code* of its module and is rebuilt by ``torch_utils.persistence._reconstruct_persistent_obj``,
+which executes that source. Loading one with ``pickle.load`` runs whatever code it holds.
+
+:func:`load_nvidia_pickle` uses a restricted unpickler instead. It resolves only an allow-list of
+globals, and none of them executes anything from the file:
+
+* ``torch_utils.persistence._reconstruct_persistent_obj`` -> :class:`PersistedModule`, which keeps
+  the class name and the object's state (parameters, buffers, child modules) and **ignores the
+  module source**;
+* tensor rebuilding (``torch._utils._rebuild_tensor_v2`` / ``_rebuild_parameter``) with storages
+  read by ``torch.load(weights_only=True)``;
+* plain containers (``collections.OrderedDict``, ``builtins.set``), ``dnnlib.util.EasyDict``
+  (read as a dict), ``copyreg._reconstructor`` for stand-ins of ``torch.nn`` containers, and NumPy
+  array reconstruction.
+
+Anything else (``os.system``, ``builtins.eval``, another library's class ...) is refused with
+:class:`gan_partseg.convert.CheckpointError` before it is called. The networks' tensors are then
+renamed onto the rosinality layout (the mapping below) and checked key by key like a ``.pt`` file.
+"""
+
+from __future__ import annotations
+
+import collections
+import copyreg
+import io
+import os
+import pickle
+import re
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+
+from .convert import CheckpointError, build_from_state_dict, infer_discriminator_config, infer_generator_config
+from .hub import save_pretrained_atomic
+from .models.ops import make_kernel
+from .models.stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator
+
+
+class PersistedModule:
+    """What the restricted unpickler makes of an NVIDIA persistent network object: data, no code."""
+
+    def __init__(self, class_name: str = "?", state: Mapping | None = None):
+        self.class_name = class_name
+        self.state = dict(state or {})
+
+    def __setstate__(self, state):  # plain torch.nn containers pickled by copyreg
+        self.state = dict(state) if isinstance(state, Mapping) else {"_state": state}
+
+    def named_tensors(self, prefix: str = "") -> dict[str, torch.Tensor]:
+        """``state_dict``-style names -> tensors: parameters, persistent buffers, children (recursively)."""
+        out: dict[str, torch.Tensor] = {}
+        skip = set(self.state.get("_non_persistent_buffers_set") or ())
+        for group in ("_parameters", "_buffers"):
+            for name, t in (self.state.get(group) or {}).items():
+                if t is not None and name not in skip:
+                    out[prefix + name] = torch.as_tensor(t).detach()
+        for name, child in (self.state.get("_modules") or {}).items():
+            if isinstance(child, PersistedModule):
+                out.update(child.named_tensors(f"{prefix}{name}."))
+        return out
+
+    def __repr__(self) -> str:
+        return f"PersistedModule({self.class_name})"
+
+
+def _reconstruct_persistent_obj(meta):
+    if not isinstance(meta, Mapping) or meta.get("type") != "class":
+        raise CheckpointError("unexpected persistent-object record in the pickle (not an NVIDIA network?)")
+    return PersistedModule(str(meta.get("class_name", "?")), meta.get("state") or {})
+
+
+def _load_storage(data: bytes):
+    return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+
+
+def _rebuild_parameter(data, requires_grad, backward_hooks, *_):
+    return torch.nn.Parameter(data, requires_grad=False)
+
+
+class _EasyDict(dict):
+    pass
+
+
+def _module_stand_in(name: str) -> type:
+    return type(name, (PersistedModule,), {})
+
+
+_NUMPY = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+          ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
+          ("numpy._core.multiarray", "scalar")}
+
+
+def _allowed(module: str, name: str) -> Any:
+    table: dict[tuple[str, str], Any] = {
+        ("torch_utils.persistence", "_reconstruct_persistent_obj"): _reconstruct_persistent_obj,
+        ("torch._utils", "_rebuild_tensor_v2"): torch._utils._rebuild_tensor_v2,
+        ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
+        ("torch.storage", "_load_from_bytes"): _load_storage,
+        ("collections", "OrderedDict"): collections.OrderedDict,
+        ("builtins", "set"): set,
+        ("builtins", "frozenset"): frozenset,
+        ("builtins", "object"): object,
+        ("copyreg", "_reconstructor"): copyreg._reconstructor,
+        ("dnnlib.util", "EasyDict"): _EasyDict,
+        ("dnnlib", "EasyDict"): _EasyDict,
+    }
+    if (module, name) in table:
+        return table[(module, name)]
+    if (module, name) in _NUMPY:
+        import numpy  # noqa: F401  (numpy's reconstructors only build arrays)
+
+        mod = __import__(module, fromlist=[name])
+        return getattr(mod, name)
+    if module.startswith("torch.nn.modules.") and re.fullmatch(r"[A-Z]\w*", name):
+        return _module_stand_in(name)  # data only: never the real class
+    if module == "torch" and re.fullmatch(r"\w+Storage|float\d*|bfloat16|half|int\d+|uint8|bool", name):
+        return getattr(torch, name)
+    return None
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str):
+        found = _allowed(module, name)
+        if found is None:
+            raise CheckpointError(
+                f"refused to load: the pickle asks for {module}.{name}, which is not on the allow-list "
+                "(tensors, containers, NVIDIA persistent networks as data). Loading it normally could run "
+                "code from the file; nothing from it was executed."
+            )
+        return found
+
+    def persistent_load(self, pid):
+        raise CheckpointError(f"refused to load: unexpected persistent id {pid!r} (not an NVIDIA network pickle)")
+
+
+def load_nvidia_pickle(path: str | os.PathLike) -> dict:
+    """Read a ``stylegan2-ada-pytorch`` pickle as data: networks become :class:`PersistedModule`."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"pickle not found: {path}")
+    try:
+        with open(path, "rb") as f:
+            data = _RestrictedUnpickler(f).load()
+    except CheckpointError:
+        raise
+    except Exception as err:  # truncated, not a pickle, a torch zip file ...
+        raise CheckpointError(f"{path} is not a readable network pickle (corrupt, truncated, or another "
+                              f"format? a rosinality .pt converts with `gan-partseg convert rosinality`): "
+                              f"{type(err).__name__}: {err}") from None
+    if not isinstance(data, Mapping) or not any(isinstance(data.get(k), PersistedModule) for k in ("G_ema", "G")):
+        found = sorted(data) if isinstance(data, Mapping) else type(data).__name__
+        raise CheckpointError(f"{path} holds no NVIDIA generator ('G_ema' or 'G'; found {found})")
+    return dict(data)
+
+
+# ---------------------------------------------------------------------------------------------
+# Key mapping: NVIDIA name -> rosinality name. Values differ only in shape (NVIDIA drops the
+# leading 1 of modulated weights, the constant input and the noise maps), so the inverse used to
+# write test fixtures is a reshape back. Both repos convert the same official TF weights with the
+# same conventions (the up-conv kernel flipped, modulation bias + 1), so no value changes.
+
+_TORGB_BIAS = re.compile(r"to_rgb(1|s\.\d+)\.bias")
+
+
+def generator_key_map(size: int, n_mlp: int) -> dict[str, str]:
+    """NVIDIA generator key -> rosinality key (for a ``size`` px, ``n_mlp``-layer generator)."""
+    m = {"mapping.w_avg": "latent_avg", "synthesis.b4.const": "input.input"}
+    for i in range(n_mlp):
+        m[f"mapping.fc{i}.weight"] = f"style.{i + 1}.weight"
+        m[f"mapping.fc{i}.bias"] = f"style.{i + 1}.bias"
+
+    def layer(nv: str, ro: str, noise: int | None):
+        m[f"{nv}.weight"] = f"{ro}.conv.weight"
+        m[f"{nv}.affine.weight"] = f"{ro}.conv.modulation.weight"
+        m[f"{nv}.affine.bias"] = f"{ro}.conv.modulation.bias"
+        if noise is None:  # ToRGB
+            m[f"{nv}.bias"] = f"{ro}.bias"
+        else:
+            m[f"{nv}.bias"] = f"{ro}.activate.bias"
+            m[f"{nv}.noise_strength"] = f"{ro}.noise.weight"
+            m[f"{nv}.noise_const"] = f"noises.noise_{noise}"
+
+    layer("synthesis.b4.conv1", "conv1", 0)
+    layer("synthesis.b4.torgb", "to_rgb1", None)
+    k, r = 0, 8
+    while r <= size:
+        layer(f"synthesis.b{r}.conv0", f"convs.{2 * k}", 2 * k + 1)
+        layer(f"synthesis.b{r}.conv1", f"convs.{2 * k + 1}", 2 * k + 2)
+        layer(f"synthesis.b{r}.torgb", f"to_rgbs.{k}", None)
+        k, r = k + 1, r * 2
+    return m
+
+
+def discriminator_key_map(size: int) -> dict[str, str]:
+    """NVIDIA (resnet) discriminator key -> rosinality key."""
+    m = {f"b{size}.fromrgb.weight": "convs.0.0.weight", f"b{size}.fromrgb.bias": "convs.0.1.bias",
+         "b4.conv.weight": "final_conv.0.weight", "b4.conv.bias": "final_conv.1.bias",
+         "b4.fc.weight": "final_linear.0.weight", "b4.fc.bias": "final_linear.0.bias",
+         "b4.out.weight": "final_linear.1.weight", "b4.out.bias": "final_linear.1.bias"}
+    i, r = 1, size
+    while r > 4:
+        m[f"b{r}.conv0.weight"] = f"convs.{i}.conv1.0.weight"
+        m[f"b{r}.conv0.bias"] = f"convs.{i}.conv1.1.bias"
+        m[f"b{r}.conv1.weight"] = f"convs.{i}.conv2.1.weight"
+        m[f"b{r}.conv1.bias"] = f"convs.{i}.conv2.2.bias"
+        m[f"b{r}.skip.weight"] = f"convs.{i}.skip.1.weight"
+        i, r = i + 1, r // 2
+    return m
+
+
+def _infer_generator_shape(sd: Mapping[str, torch.Tensor]) -> tuple[int, int]:
+    blocks = [int(m.group(1)) for k in sd if (m := re.fullmatch(r"synthesis\.b(\d+)\.torgb\.weight", k))]
+    fcs = [int(m.group(1)) for k in sd if (m := re.fullmatch(r"mapping\.fc(\d+)\.weight", k))]
+    if not blocks or not fcs or "synthesis.b4.const" not in sd:
+        raise CheckpointError("not a StyleGAN2 generator of stylegan2-ada-pytorch: no mapping.fc*/synthesis.b*.torgb "
+                              f"keys (found e.g. {sorted(sd)[:5]})")
+    if any(k.startswith("mapping.embed") for k in sd):
+        raise CheckpointError("a class-conditional generator (mapping.embed): not supported; "
+                              "part segmentation needs an unconditional StyleGAN2")
+    if any(k.startswith("synthesis.input.") for k in sd):
+        raise CheckpointError("this looks like a StyleGAN3 generator (synthesis.input.*): only StyleGAN2 is supported")
+    return max(blocks), max(fcs) + 1
+
+
+def nvidia_generator_to_rosinality(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Rename (and reshape) an NVIDIA generator's tensors onto rosinality keys; names what is left over."""
+    size, n_mlp = _infer_generator_shape(sd)
+    key_map = generator_key_map(size, n_mlp)
+    skip = re.compile(r".*\.resample_filter|synthesis\.b\d+\.skip\.weight")
+    unknown = [k for k in sd if k not in key_map and not skip.fullmatch(k)]
+    missing = [k for k in key_map if k not in sd]
+    if unknown or missing:
+        raise CheckpointError(f"the generator does not match the StyleGAN2 (skip architecture) layout: "
+                              f"unmapped keys {unknown[:8]}; missing keys {missing[:8]}")
+    out: dict[str, torch.Tensor] = {}
+    for nv, ro in key_map.items():
+        t = sd[nv].float()
+        if ro == "input.input" or ro.endswith(".conv.weight"):
+            t = t[None]
+        elif ro.endswith(".noise.weight"):
+            t = t.reshape(1)
+        elif ro.startswith("noises."):
+            t = t.reshape(1, 1, *t.shape[-2:])
+        elif _TORGB_BIAS.fullmatch(ro):
+            t = t.reshape(1, -1, 1, 1)
+        out[ro] = t
+    taps = _filter_taps(sd)
+    kernel = make_kernel(taps)
+    for k in range(len([n for n in out if re.fullmatch(r"to_rgbs\.\d+\.bias", n)])):
+        out[f"convs.{2 * k}.conv.blur.kernel"] = kernel * 4  # the up-conv's blur carries the factor**2 gain
+        out[f"to_rgbs.{k}.upsample.kernel"] = kernel * 4
+    return out
+
+
+def _filter_taps(sd: Mapping[str, torch.Tensor]) -> list[float]:
+    f = next((v for k, v in sd.items() if k.endswith("resample_filter")), None)
+    if f is None:
+        return [1, 3, 3, 1]
+    f = f.double()
+    taps = (f.sum(0) if f.ndim == 2 else f)
+    taps = taps / taps.min()
+    return [int(round(t)) if abs(t - round(t)) < 1e-4 else float(t) for t in taps.tolist()]
+
+
+def nvidia_discriminator_to_rosinality(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Rename an NVIDIA resnet discriminator's tensors onto rosinality keys."""
+    blocks = [int(m.group(1)) for k in sd if (m := re.fullmatch(r"b(\d+)\.fromrgb\.weight", k))]
+    if len(blocks) != 1 or any(k.startswith("mapping.") for k in sd):
+        raise CheckpointError("the discriminator is not an unconditional resnet StyleGAN2 discriminator "
+                              "(expected exactly one fromrgb and no mapping network)")
+    size = blocks[0]
+    key_map = discriminator_key_map(size)
+    skip = re.compile(r".*\.resample_filter")
+    unknown = [k for k in sd if k not in key_map and not skip.fullmatch(k)]
+    missing = [k for k in key_map if k not in sd]
+    if unknown or missing:
+        raise CheckpointError(f"the discriminator does not match the StyleGAN2 resnet layout: unmapped keys "
+                              f"{unknown[:8]}; missing keys {missing[:8]}")
+    out = {ro: sd[nv].float() for nv, ro in key_map.items()}
+    kernel = make_kernel(_filter_taps(sd))
+    i = 1
+    while f"convs.{i}.conv1.0.weight" in out:
+        out[f"convs.{i}.conv2.0.kernel"] = kernel.clone()
+        out[f"convs.{i}.skip.0.kernel"] = kernel.clone()
+        i += 1
+    return out
+
+
+def rosinality_to_nvidia(sd: Mapping[str, torch.Tensor], key_map: Mapping[str, str]) -> dict[str, torch.Tensor]:
+    """The inverse renaming (for building NVIDIA-layout fixtures): shapes squeezed back as NVIDIA stores them."""
+    out = {}
+    for nv, ro in key_map.items():
+        t = sd[ro]
+        if ro == "input.input" or ro.endswith(".conv.weight"):
+            t = t[0]
+        elif ro.endswith(".noise.weight"):
+            t = t.reshape(())
+        elif ro.startswith("noises."):
+            t = t[0, 0]
+        elif _TORGB_BIAS.fullmatch(ro):
+            t = t.reshape(-1)
+        out[nv] = t.clone()
+    return out
+
+
+def convert_nvidia(pkl_path: str | os.PathLike, out_dir: str | os.PathLike, network: str = "G_ema",
+                   discriminator: bool = False) -> Path:
+    """Convert an NVIDIA pickle's generator (``G_ema`` by default) into a model folder (+ ``discriminator/``)."""
+    data = load_nvidia_pickle(pkl_path)
+    if not isinstance(data.get(network), PersistedModule):
+        raise CheckpointError(f"{pkl_path} has no network {network!r} (found {sorted(data)})")
+    sd = nvidia_generator_to_rosinality(data[network].named_tensors())
+    latent_avg = sd.pop("latent_avg")
+    config = infer_generator_config(sd)
+    config.has_latent_avg = True
+    sd["latent_avg"] = latent_avg.reshape(-1)
+    generator = build_from_state_dict(StyleGAN2Generator, config, sd, f"{pkl_path} [{network!r}]")
+    out = Path(out_dir)
+    disc = None
+    if discriminator:
+        if not isinstance(data.get("D"), PersistedModule):
+            raise CheckpointError(f"{pkl_path} holds no discriminator 'D'")
+        dsd = nvidia_discriminator_to_rosinality(data["D"].named_tensors())
+        dconfig = infer_discriminator_config(dsd, blur_kernel=config.blur_kernel)
+        if dconfig.size != config.size:
+            raise CheckpointError(f"discriminator is {dconfig.size} px but the generator is {config.size} px")
+        disc = build_from_state_dict(StyleGAN2Discriminator, dconfig, dsd, f"{pkl_path} ['D']")
+    save_pretrained_atomic(generator, out)
+    if disc is not None:
+        save_pretrained_atomic(disc, out / "discriminator")
+    return out
