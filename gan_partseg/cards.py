@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 
@@ -29,7 +31,7 @@ def generator_card(name: str, config: dict, training: dict, quality: dict | None
             + f"\n{q['n_images']} images per set; {q['features']}. "
             "Held-out rendered faces are the reference set; the floor compares them with other rendered faces.\n"
         )
-    channels = ", ".join(f"{k}: {v}" for k, v in config["channels"].items())
+    channels = ", ".join(f"{k}: {v}" for k, v in sorted(config["channels"].items(), key=lambda kv: int(kv[0])))
     sample = f"![samples]({sample_image})\n\n" if sample_image else ""
     t = training
     content = f"""---
@@ -91,70 +93,176 @@ def _iou_table(rows: dict, labels: dict[str, str], classes: list[str]) -> str:
     return "\n".join(lines)
 
 
-def autoshot_card(name: str, results: dict) -> ModelCard:
-    """The card of the bundled auto-shot U-Net, from ``docs/results/autoshot.json`` (``results``)."""
-    meta, rows = results["meta"], results["rows"]
-    classes = list(next(iter(rows.values()))["per_class_iou"])
-    a = rows["autoshot"]
-    data = ModelCardData(
-        license="apache-2.0",
-        library_name="gan_partseg",
-        tags=["semantic-segmentation", "part-segmentation", "unet", "toy-faces", "gan-generated-data"],
-        pipeline_tag="image-segmentation",
-        base_model=None,
-        eval_results=[EvalResult(task_type="image-segmentation", dataset_type="toyfaces-held-out",
-                                 dataset_name=f"toy faces, {meta['test']}", metric_type="weighted_iou",
-                                 metric_name="weighted IoU (background included)", metric_value=round(a["weighted_iou"], 4)),
-                      EvalResult(task_type="image-segmentation", dataset_type="toyfaces-held-out",
-                                 dataset_name=f"toy faces, {meta['test']}", metric_type="mean_iou",
-                                 metric_name="mean IoU", metric_value=round(a["mean_iou"], 4))],
-        model_name=name,
-    )
+HUB_NAMESPACE = "gan-partseg"
+"""Where the bundled artifacts are published on the Hub (``gan-partseg/<name>``); cards link stages by it."""
+
+
+def hub_id(name: str | None) -> str | None:
+    """A bundled artifact name -> its Hub id; folders and hub ids pass through (None for local paths)."""
+    if not name:
+        return None
+    from .hub import bundled_artifacts
+
+    if name in bundled_artifacts() or name.startswith("toyfaces-64"):
+        return f"{HUB_NAMESPACE}/{name}"
+    return name if name.count("/") == 1 and not name.startswith((".", "/")) else None
+
+
+def _front_matter(tags: list[str], pipeline_tag: str, base_model: str | None, eval_rows: list[tuple] = (),
+                  name: str | None = None, dataset: str = "toy faces (held-out)") -> str:
+    evals = [EvalResult(task_type="image-segmentation", dataset_type="toyfaces-held-out", dataset_name=dataset,
+                        metric_type=metric, metric_name=label, metric_value=round(float(value), 4))
+             for metric, label, value in eval_rows]
+    data = ModelCardData(license="apache-2.0", library_name="gan_partseg", tags=tags, pipeline_tag=pipeline_tag,
+                         base_model=hub_id(base_model), eval_results=evals or None,
+                         model_name=name if evals else None)
+    return f"---\n{data.to_yaml()}\n---\n"
+
+
+def _head_name(config: dict) -> str:
+    head = config.get("head")
+    if head == "cnn":
+        return f"cnn-{str(config.get('cnn_size', '?')).lower()}"
+    if head == "mlp":
+        return f"mlp-{config.get('mlp_hidden_layers', '?')}"
+    return f"ensemble-{config.get('ensemble_size', '?')}" if head == "ensemble" else str(head)
+
+
+def fewshot_card(name: str, config: dict, training: dict | None = None, results: dict | None = None) -> ModelCard:
+    """The card of a few-shot segmenter: what it reads, how it was trained, and (bundled ones) its k-shot figures.
+
+    config: the segmenter config dict; training: ``training.json`` (settings, shots, losses);
+    results: ``{"summary_row": ..., "meta": ...}`` from ``docs/results/fewshot.json`` when measured.
+    """
+    classes = [config["id2label"][k] for k in sorted(config["id2label"], key=int)]
+    t = training or {}
+    cfg = t.get("config", {})
+    evals, figures = [], "Not measured on a test set (see `gan-partseg evaluate`)."
+    if results:
+        row, meta = results["summary_row"], results["meta"]
+        evals = [("weighted_iou", "weighted IoU (background included)", row["weighted_iou_mean"]),
+                 ("mean_iou", "mean IoU", row["mean_iou_mean"])]
+        figures = (f"On the first {meta['n_test']} held-out rendered faces, through inversion: weighted IoU "
+                   f"**{100 * row['weighted_iou_mean']:.1f} ± {100 * row['weighted_iou_std']:.1f}**, mean IoU "
+                   f"{100 * row['mean_iou_mean']:.1f} ± {100 * row['mean_iou_std']:.1f} over {row['draws']} independent "
+                   f"draws of {row['k']} shots (this artifact is draw 0). Full table: `docs/results.md`.")
+    content = _front_matter(["semantic-segmentation", "part-segmentation", "few-shot", "stylegan2", "gan-features"],
+                            "image-segmentation", config.get("generator"), evals, name) + f"""
+# {name}
+
+A few-shot part segmenter ("Repurposing GANs for One-shot Semantic Part Segmentation", stage 2): a
+`{cfg.get('head') or _head_name(config)}` head on the per-layer activations of the
+StyleGAN2 generator `{config.get('generator')}`, trained with cross-entropy on
+**{t.get('k', '?')} annotated image(s)**, {len(classes)} classes: {', '.join(classes)}.
+
+```python
+from gan_partseg import FewShotSegmenter
+seg = FewShotSegmenter.from_pretrained("{name}")       # loads its generator too
+out = seg.segment_latents(w)                          # generated images: labels (B, H, W), logits, images
+out = seg.segment_images(x)                           # real images in [-1, 1]: inversion, then the head
+```
+
+## Results
+
+{figures}
+
+## Training
+
+Layers {len(config.get('feature_layers', []))} ({', '.join(config.get('feature_layers', [])[:3])} ...), output
+{config.get('output_size')} px; {cfg.get('steps', '?')} steps, Adam lr {cfg.get('lr', '?')}, weight decay
+{cfg.get('weight_decay', '?')}, batch {cfg.get('batch', '?')}, seed {cfg.get('seed', '?')}; shots:
+{', '.join(t.get('shots', [])) or '?'}; final loss {t.get('final_loss') if t.get('final_loss') is None else round(t['final_loss'], 4)}.
+
+## Intended use and limits
+
+It reads only what its generator can draw: images far from the generator's domain invert poorly and
+segment poorly. Real images go through GAN inversion (seconds each on a CPU); for speed, train an
+auto-shot U-Net on images it labels (`gan-partseg make-dataset`, `train-autoshot`).
+"""
+    return ModelCard(content)
+
+
+def autoshot_card(name: str, results: dict | None = None, config: dict | None = None,
+                  training: dict | None = None) -> ModelCard:
+    """The card of an auto-shot U-Net: from ``docs/results/autoshot.json`` (bundled) or a training run."""
+    meta = (results or {}).get("meta", {})
+    rows = (results or {}).get("rows")
+    config = config or {}
+    source = meta.get("segmenter") or config.get("source_segmenter")
+    classes = list(next(iter(rows.values()))["per_class_iou"]) if rows else \
+        [config["id2label"][k] for k in sorted(config.get("id2label", {}), key=int)]
+    evals = []
+    if rows:
+        a = rows["autoshot"]
+        evals = [("weighted_iou", "weighted IoU (background included)", a["weighted_iou"]),
+                 ("mean_iou", "mean IoU", a["mean_iou"])]
     labels = {"fewshot_10shot_inversion": "10-shot segmenter through inversion",
               "autoshot": f"**{name}**", "supervised": "supervised U-Net (true labels)",
               "untrained_generator_10shot": "10-shot head on an untrained generator"}
-    latency = results.get("latency")
-    content = f"""---
-{data.to_yaml()}
----
-
+    if rows:
+        figures = (f"Test set: {meta['test']} (rendered faces that no training saw), IoU x 100:\n\n"
+                   + _iou_table(rows, labels, classes)
+                   + "\n\nLatency: `benchmarks/results/realimage_latency.md`.")
+    elif training:
+        figures = (f"Best validation weighted IoU during training: {training.get('best_val_weighted_iou')}. "
+                   "Score it on a labelled data set with `gan-partseg evaluate`.")
+    else:
+        figures = "Not measured (see `gan-partseg evaluate`)."
+    trained_on = (f"{meta['n_train_images']} images that the generator drew and the few-shot segmenter "
+                  f"`{source}` labelled" if meta else
+                  (f"images labelled by the few-shot segmenter `{source}`" if source else "a labelled data set"))
+    content = _front_matter(["semantic-segmentation", "part-segmentation", "unet", "gan-generated-data"],
+                            "image-segmentation", source, evals, name) + f"""
 # {name}
 
-An auto-shot part segmenter (stage 3 of "Repurposing GANs for One-shot Semantic Part
-Segmentation"): a U-Net that segments 64 px toy faces into {len(classes)} parts directly, in
-milliseconds. It never saw a human label: it learned from {meta['n_train_images']} images that the
-generator `toyfaces-64` drew and the 10-shot segmenter `{meta['segmenter']}` labelled (10 annotated
-faces in all).
+An auto-shot part segmenter ("Repurposing GANs for One-shot Semantic Part Segmentation", stage 3): a
+U-Net that segments images into {len(classes)} parts ({', '.join(classes)}) directly, in
+milliseconds, trained on {trained_on}.
 
 ```python
 from gan_partseg import AutoShotSegmenter
 seg = AutoShotSegmenter.from_pretrained("{name}")
 labels = seg.segment(image)   # PIL image or (H, W, 3) uint8 -> (H, W) class ids
 
-from transformers import pipeline
-import gan_partseg  # registers the model type
-parts = pipeline("image-segmentation", model=str(gan_partseg.hub.bundled_artifacts()["{name}"]))(image)
+from transformers import pipeline   # after `import gan_partseg`
+parts = pipeline("image-segmentation", model=seg, image_processor=...)(image)
 ```
 
 ## Results
 
-Test set: {meta['test']} (rendered faces that no training saw), IoU x 100:
-
-{_iou_table(rows, labels, classes)}
-
-{"Latency: see `benchmarks/results/realimage_latency.md`." if latency is None else latency}
+{figures}
 
 ## Training
 
-`gan-partseg make-dataset --segmenter {meta['segmenter']} --n {meta['n_train_images']}`, then
-`gan-partseg train-autoshot` (U-Net widths {meta['unet_widths']}, {meta['epochs']} epochs, batch 32,
-Adam, random affine + flip, best epoch by weighted IoU on {meta['validation']}). Reproduce everything with
+`gan-partseg make-dataset` then `gan-partseg train-autoshot` (U-Net widths
+{meta.get('unet_widths') or config.get('widths')}, image size {config.get('image_size', 64)}, Adam, random affine +
+flip, best epoch by weighted IoU on held-out rendered faces). Reproduce the bundled one with
 `python scripts/fewshot_results.py && python scripts/autoshot_results.py`.
 
 ## Intended use and limits
 
-Toy faces at 64 px only: a demonstration and test artifact of the pipeline, not a face parser.
-Its labels inherit the 10-shot segmenter's mistakes (see the table). For real faces, train the same
-pipeline from a converted FFHQ StyleGAN2 (docs/real-checkpoints.md).
+It knows what its few-shot segmenter taught it, mistakes included, on images like its generator's.
+For real faces, train the same pipeline from a converted FFHQ StyleGAN2 (`docs/real-checkpoints.md`).
+"""
+    return ModelCard(content)
+
+
+def converted_card(name: str, config: dict, source: str, fmt: str) -> ModelCard:
+    """The card of a generator converted from a rosinality ``.pt`` or an NVIDIA ``.pkl``."""
+    content = _front_matter(["stylegan2", "gan", "image-generation", "part-segmentation"],
+                            "unconditional-image-generation", None) + f"""
+# {name}
+
+A StyleGAN2 generator ({config['size']} px, style_dim {config['style_dim']}, n_mlp {config['n_mlp']})
+converted by `gan-partseg convert {fmt}` from `{Path(source).name}` into safetensors, for gan_partseg.
+The weights and their license are those of the original checkpoint: check its source before sharing.
+
+```python
+from gan_partseg import StyleGAN2Generator
+g = StyleGAN2Generator.from_pretrained("{name}")
+out = g([z], return_features=True)   # images (B, 3, H, W) in [-1, 1], features per synthesis layer
+```
+
+Next: sample shots to paint (`gan-partseg sample`), train a few-shot head (`train-fewshot`).
 """
     return ModelCard(content)

@@ -262,6 +262,46 @@ def _cmd_train_autoshot(args) -> None:
     print(f"best model (by held-out weighted IoU): {best}")
 
 
+def _cmd_import_data(args) -> None:
+    if args.source == "celebamask-hq":
+        from .data.celebamask import import_celebamask
+
+        ds = import_celebamask(args.root, args.out, size=args.size or 512, classes=args.classes,
+                               indices=range(args.n) if args.n else None)
+    else:
+        from .data.pascal_part import import_pascal_part
+
+        if not args.images:
+            raise ValueError("pascal-part needs --images (the VOC2010 JPEGImages folder)")
+        ds = import_pascal_part(args.root, args.images, args.out, object_class=args.object, size=args.size or 256)
+    print(f"wrote {len(ds)} labelled images to {args.out} (evaluate with gan-partseg evaluate --data {args.out})")
+
+
+def _cmd_evaluate(args) -> None:
+    from .io import atomic_write_text
+    from .pipelines import evaluate_segmenter
+
+    kwargs = _optimizer_kwargs(args)
+    batch_size = kwargs.pop("batch_size")
+    if args.perceptual == "discriminator":
+        raise ValueError("evaluate supports --perceptual lite0, lpips or none")
+    result = evaluate_segmenter(args.segmenter, args.data, n=args.n, batch_size=batch_size,
+                                exclude_class=args.exclude_class, **kwargs)
+    result.pop("confusion", None)
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.out:
+        atomic_write_text(args.out, text)
+
+
+def _cmd_push(args) -> None:
+    from .hub import push_folder
+
+    info = push_folder(args.folder, args.repo_id, private=args.private, revision=args.revision,
+                       commit_message=args.message)
+    print(f"pushed {args.folder} to https://huggingface.co/{args.repo_id} ({getattr(info, 'commit_url', info)})")
+
+
 def _cmd_artifacts(args) -> None:
     from .hub import bundled_artifacts
 
@@ -409,6 +449,43 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train-autoshot", help="train the auto-shot U-Net on a generated (or labelled) data set (resumable)")
     _add_dataclass_flags(p, TrainAutoShotConfig)
     p.set_defaults(func=_cmd_train_autoshot)
+
+    p = sub.add_parser("import-data", help="convert CelebAMask-HQ or PASCAL-Part into a labelled HF datasets folder",
+                       description="celebamask-hq ROOT OUT: ROOT holds CelebA-HQ-img/ and CelebAMask-HQ-mask-anno/ "
+                                   "as released. pascal-part ROOT OUT --images JPEGImages --object car|horse: ROOT "
+                                   "is PASCAL-Part's Annotations_Part/.")
+    p.add_argument("source", choices=["celebamask-hq", "pascal-part"])
+    p.add_argument("root", help="the released folder (see the description)")
+    p.add_argument("out", help="labelled data set folder to write")
+    p.add_argument("--classes", type=int, choices=[10, 3], default=10, help="celebamask-hq: 10 or 3 classes")
+    p.add_argument("--n", type=int, default=None, help="celebamask-hq: only faces 0 .. n-1")
+    p.add_argument("--images", default=None, help="pascal-part: the VOC2010 JPEGImages folder")
+    p.add_argument("--object", choices=["car", "horse"], default="car", help="pascal-part: which object")
+    p.add_argument("--size", type=int, default=None, help="output size (celebamask-hq 512, pascal-part 256)")
+    p.set_defaults(func=_cmd_import_data)
+
+    p = sub.add_parser("evaluate", help="score any segmenter on any labelled data set (IoU JSON)",
+                       description="Auto-shot U-Nets segment images directly; few-shot segmenters go through "
+                                   "inversion. DATA: import-data / export-data / make-dataset output, or a PNG "
+                                   "folder with images/, labels/ and id2label.json.")
+    p.add_argument("--segmenter", required=True, help="bundled name or folder")
+    p.add_argument("--data", required=True, help="labelled data set folder")
+    p.add_argument("--n", type=int, default=None, help="only the first n images")
+    p.add_argument("--exclude-class", type=int, default=None, help="leave this class (e.g. 0) out of the averages")
+    p.add_argument("--out", default=None, help="write the JSON here")
+    _add_optimizer_flags(p)
+    p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("push", help="upload a model folder to the Hugging Face Hub",
+                       description="Checks that FOLDER is a valid model repo (config.json, safetensors, README.md "
+                                   "card, no pickles), then uploads it as one commit (needs a token: "
+                                   "`hf auth login` or HF_TOKEN).")
+    p.add_argument("folder")
+    p.add_argument("repo_id", help="owner/name")
+    p.add_argument("--private", action="store_true")
+    p.add_argument("--revision", default=None, help="branch to commit to")
+    p.add_argument("--message", default=None, help="commit message")
+    p.set_defaults(func=_cmd_push)
 
     p = sub.add_parser("artifacts", help="list the pretrained artifacts bundled in the package")
     p.set_defaults(func=_cmd_artifacts)

@@ -179,7 +179,10 @@ def convert_rosinality(
         if dconfig.size != config.size:
             raise CheckpointError(f"discriminator is {dconfig.size} px but the generator is {config.size} px")
         disc = build_from_state_dict(StyleGAN2Discriminator, dconfig, dsd, f"{ckpt_path} ['d']")
-    save_pretrained_atomic(generator, out)
+    from .cards import converted_card
+
+    save_pretrained_atomic(generator, out, card=converted_card(out.name, generator.config.to_dict(), str(ckpt_path),
+                                                               "rosinality"))
     if discriminator:
         save_pretrained_atomic(disc, out / "discriminator")
     return out

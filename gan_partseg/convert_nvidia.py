@@ -330,7 +330,10 @@ def convert_nvidia(pkl_path: str | os.PathLike, out_dir: str | os.PathLike, netw
         if dconfig.size != config.size:
             raise CheckpointError(f"discriminator is {dconfig.size} px but the generator is {config.size} px")
         disc = build_from_state_dict(StyleGAN2Discriminator, dconfig, dsd, f"{pkl_path} ['D']")
-    save_pretrained_atomic(generator, out)
+    from .cards import converted_card
+
+    save_pretrained_atomic(generator, out, card=converted_card(out.name, generator.config.to_dict(), str(pkl_path),
+                                                               "nvidia"))
     if disc is not None:
         save_pretrained_atomic(disc, out / "discriminator")
     return out

@@ -87,14 +87,16 @@ class ResolveBundledMixin:
             raise
 
 
-def save_pretrained_atomic(model, out_dir: str | os.PathLike, **kwargs) -> Path:
-    """``model.save_pretrained`` into a temp folder beside ``out_dir``, then swap it in."""
+def save_pretrained_atomic(model, out_dir: str | os.PathLike, card=None, **kwargs) -> Path:
+    """``model.save_pretrained`` (+ the model ``card`` as README.md) into a temp folder, then swap it in."""
     out = Path(out_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.tmp"
     if tmp.exists():
         shutil.rmtree(tmp)
     model.save_pretrained(tmp, **kwargs)
+    if card is not None:
+        (tmp / "README.md").write_text(str(card), encoding="utf-8")
     if out.exists():
         old = out.parent / f".{out.name}.old"
         if old.exists():
@@ -105,3 +107,53 @@ def save_pretrained_atomic(model, out_dir: str | os.PathLike, **kwargs) -> Path:
     else:
         os.replace(tmp, out)
     return out
+
+
+HUB_REQUIRED = ("config.json", "README.md")
+HUB_REFUSED_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
+
+
+def check_model_repo(folder: str | os.PathLike) -> list[Path]:
+    """The files a model folder would upload; raises when it is not a valid Hub model repo.
+
+    Valid: ``config.json``, at least one ``.safetensors`` file, a ``README.md`` model card with YAML
+    front matter, and no pickled weights (``.bin``, ``.pt``, ``.pkl`` ...). Temp files (``.*``) are left out.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder} is not a folder")
+    files = sorted(p for p in folder.rglob("*") if p.is_file()
+                   and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+    names = {p.relative_to(folder).as_posix() for p in files}
+    problems = [f"{r} is missing" for r in HUB_REQUIRED if r not in names]
+    if not any(n.endswith(".safetensors") for n in names):
+        problems.append("no .safetensors weights")
+    pickled = sorted(n for n in names if n.endswith(HUB_REFUSED_SUFFIXES))
+    if pickled:
+        problems.append(f"pickled files {pickled} (ship safetensors only)")
+    readme = folder / "README.md"
+    if readme.is_file() and not readme.read_text(encoding="utf-8").startswith("---\n"):
+        problems.append("README.md has no YAML front matter (write it with gan_partseg.cards)")
+    if problems:
+        raise ValueError(f"{folder} is not a valid Hub model repo: " + "; ".join(problems))
+    return files
+
+
+def push_folder(folder: str | os.PathLike, repo_id: str, private: bool = False, revision: str | None = None,
+                commit_message: str | None = None, token: str | None = None, api=None):
+    """Upload a model folder to the Hugging Face Hub as one commit; returns the commit info.
+
+    Creates the repo when needed (``exist_ok``). ``api`` defaults to ``huggingface_hub.HfApi(token=token)``.
+    """
+    from huggingface_hub import CommitOperationAdd, HfApi
+
+    if "/" not in repo_id or repo_id.count("/") != 1:
+        raise ValueError(f"repo_id must look like 'owner/name', got {repo_id!r}")
+    folder = Path(folder)
+    files = check_model_repo(folder)
+    api = api or HfApi(token=token)
+    operations = [CommitOperationAdd(path_in_repo=p.relative_to(folder).as_posix(), path_or_fileobj=str(p))
+                  for p in files]
+    api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
+    return api.create_commit(repo_id, operations=operations, repo_type="model", revision=revision,
+                             commit_message=commit_message or f"Upload {folder.name} with gan_partseg")

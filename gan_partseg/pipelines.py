@@ -140,3 +140,95 @@ def evaluate_fewshot(segmenter: FewShotSegmenter, images, labels, batch_size: in
     result["seconds_per_image"] = round((time.time() - t0) / len(paths), 3)
     result["notes"] = notes
     return result
+
+
+def load_labelled(data, size: int | None = None, n: int | None = None) -> tuple[np.ndarray, np.ndarray, dict, list]:
+    """Images (N, H, W, 3) uint8, labels (N, H, W) uint8, id2label and notes from a labelled data set.
+
+    ``data``: a saved labelled data set (``export-data``, ``import-data``), a generated one
+    (``make-dataset``), or a PNG folder (``images/``, ``labels/``, ``id2label.json``). With ``size`` every
+    image is resized (bilinear) and every label map (nearest) to it.
+    """
+    from .training.autoshot import load_training_set
+
+    folder = Path(data)
+    notes: list[str] = []
+    if (folder / "images").is_dir() and (folder / "labels").is_dir():
+        paths = list_images(folder / "images")[:n]
+        id2label = find_id2label(folder / "labels")
+        images, labels = [], []
+        for p in paths:
+            arr, note = load_image(p, size)
+            images.append(arr)
+            notes += note
+            labels.append(load_label_map(matching_label(folder / "labels", p), size or arr.shape[0]))
+        return np.stack(images), np.stack(labels).astype(np.uint8), id2label, notes
+    x, y, _, info = load_training_set(str(folder))
+    if n is not None:
+        x, y = x[:n], y[:n]
+    images = tensor_to_uint8(x)
+    labels = y.numpy().astype(np.uint8)
+    if size is not None and images.shape[1] != size:
+        from PIL import Image
+
+        notes.append(f"resized {images.shape[1]} px images to {size} px")
+        images = np.stack([np.asarray(Image.fromarray(a).resize((size, size), Image.BILINEAR)) for a in images])
+        labels = np.stack([np.asarray(Image.fromarray(a).resize((size, size), Image.NEAREST)) for a in labels])
+    return images, labels, {int(k): v for k, v in info["id2label"].items()}, notes
+
+
+def evaluate_segmenter(segmenter: str, data, n: int | None = None, batch_size: int = 16,
+                       exclude_class: int | None = None, **optimizer_kwargs) -> dict:
+    """Score any segmenter of this package on any labelled data set: weighted / per-class / mean IoU.
+
+    An auto-shot U-Net segments each image at its own size; a few-shot segmenter reads images at its
+    generator's size through inversion (``optimizer_kwargs`` go to the latent optimizer) and is
+    scored at its output size. The data set's classes must be the segmenter's (same names, same ids).
+    """
+    from .hub import resolve_pretrained
+
+    config_path = Path(resolve_pretrained(segmenter)) / "config.json"
+    model_type = json.loads(config_path.read_text()).get("model_type") if config_path.is_file() else None
+    t0 = time.time()
+    if model_type == "gan_partseg_autoshot":
+        from PIL import Image
+
+        from .unet import AutoShotSegmenter
+
+        model = AutoShotSegmenter.from_pretrained(segmenter).eval()
+        model_labels = model.id2label
+        images, labels, data_labels, notes = load_labelled(data, n=n)
+        _check_same_classes(model_labels, data_labels, segmenter, data)
+        preds = np.stack([p.numpy() for p in model.segment([Image.fromarray(a) for a in images], batch_size)])
+    elif model_type == "gan_partseg_fewshot":
+        model = FewShotSegmenter.from_pretrained(segmenter).eval()
+        model_labels = model.id2label
+        images, labels, data_labels, notes = load_labelled(data, size=model.generator.config.size, n=n)
+        _check_same_classes(model_labels, data_labels, segmenter, data)
+        out_size = model.config.output_size
+        if labels.shape[-1] != out_size:
+            from PIL import Image
+
+            labels = np.stack([np.asarray(Image.fromarray(a).resize((out_size, out_size), Image.NEAREST))
+                               for a in labels])
+        preds = []
+        for i in range(0, len(images), batch_size):
+            preds.append(model.segment_images(uint8_to_tensor(images[i: i + batch_size]),
+                                              **optimizer_kwargs).labels.cpu().numpy())
+        preds = np.concatenate(preds)
+    else:
+        raise ValueError(f"{segmenter} is not a segmenter of this package (model_type {model_type!r}); pass a "
+                         "few-shot segmenter or an auto-shot U-Net")
+    metrics = SegmentationMetrics(len(model_labels), exclude_class, [model_labels[i] for i in range(len(model_labels))])
+    metrics.update(torch.from_numpy(preds), torch.from_numpy(labels.astype(np.int64)))
+    result = metrics.compute()
+    result.update({"segmenter": str(segmenter), "data": str(data), "kind": model_type,
+                   "seconds_per_image": round((time.time() - t0) / max(len(images), 1), 4), "notes": notes})
+    return result
+
+
+def _check_same_classes(model_labels: dict, data_labels: dict, segmenter, data) -> None:
+    if {int(k): v for k, v in model_labels.items()} != {int(k): v for k, v in data_labels.items()}:
+        raise ValueError(f"{segmenter} segments {[model_labels[i] for i in sorted(model_labels)]} but {data} is "
+                         f"labelled {[data_labels[i] for i in sorted(data_labels)]}: evaluate on a data set of the "
+                         "same classes (e.g. import-data --classes 3 for a 3-class segmenter)")

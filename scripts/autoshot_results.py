@@ -30,7 +30,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gan_partseg.cards import autoshot_card
 from gan_partseg.data import HELD_OUT_SEEDS, TRAIN_SEEDS, render_batch
 from gan_partseg.data.export import export_hf_dataset
 from gan_partseg.fewshot import FewShotSegmenter
@@ -46,6 +45,7 @@ from gan_partseg.shots import read_latents, read_shots, write_id2label
 from gan_partseg.training.autoshot import TrainAutoShotConfig, save_autoshot, train_autoshot
 from gan_partseg.training.fewshot import TrainFewShotConfig, train_fewshot
 from gan_partseg.unet import AutoShotSegmenter
+from make_cards import write_cards
 
 ROOT = Path(__file__).resolve().parents[1]
 SEGMENTER = "toyfaces-64-fewshot-10c-10shot"
@@ -165,10 +165,8 @@ def main() -> None:
     if not args.no_ship:
         dest = ARTIFACTS_DIR / NAME
         save_autoshot(AutoShotSegmenter.from_pretrained(best["autoshot"]).eval(), dest)
-        card = autoshot_card(NAME, out)
-        card.save(dest / "README.md")
-        card.save(ROOT / "model_cards" / f"{NAME}.md")
         shutil.copy(work / "autoshot" / "train_config.json", dest / "train_config.json")
+        write_cards()
         print(f"shipped {dest}")
 
 

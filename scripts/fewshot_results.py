@@ -34,6 +34,7 @@ from gan_partseg.models.stylegan2 import StyleGAN2Generator
 from gan_partseg.pipelines import invert_rendered
 from gan_partseg.shots import read_latents, read_shots, write_id2label
 from gan_partseg.training.fewshot import TrainFewShotConfig, save_fewshot, train_fewshot
+from make_cards import write_cards
 
 ROOT = Path(__file__).resolve().parents[1]
 GENERATOR = "toyfaces-64"
@@ -130,6 +131,7 @@ def main() -> None:
         return
     atomic_write_text(ROOT / "docs" / "results" / "fewshot.json", json.dumps(out, indent=2))
     write_markdown(summary, meta)
+    write_cards()
 
 
 def summarize(rows: list[dict]) -> list[dict]:

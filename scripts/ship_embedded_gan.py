@@ -16,35 +16,15 @@ from pathlib import Path
 
 import torch
 
-from gan_partseg.cards import generator_card
 from gan_partseg.hub import ARTIFACTS_DIR, save_pretrained_atomic
 from gan_partseg.io import atomic_write_text, make_grid, save_image, tensor_to_uint8, upscale
 from gan_partseg.models.stylegan2 import StyleGAN2Generator
 from gan_partseg.quality import fd_report
-from gan_partseg.training.gan import load_run_config, models_from_checkpoint
+from gan_partseg.training.gan import load_run_config, models_from_checkpoint, training_summary
+from make_cards import write_cards
 
 ROOT = Path(__file__).resolve().parents[1]
 NAME = "toyfaces-64"
-
-
-def training_summary(run: Path, every: int = 500) -> tuple[dict, str]:
-    rows = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if line.strip()]
-    # a resumed run restarts its clock: add up the wall time of each segment
-    wall, last_sec, prev = 0.0, 0.0, None
-    for r in rows:
-        if prev is not None and r["sec"] < prev:
-            wall += last_sec
-        last_sec = prev = r["sec"]
-    wall += last_sec
-    lines = ["| step | kimg | d loss | g loss | r1 | D(real) | D(fake) |", "|---|---|---|---|---|---|---|"]
-    for r in rows:
-        if r["step"] % every == 0 or r is rows[-1]:
-            lines.append(f"| {r['step']} | {r['kimg']:.1f} | {r['d']:.3f} | {r['g']:.3f} | {r.get('r1', 0):.3f} | "
-                         f"{r['real']:.2f} | {r['fake']:.2f} |")
-    last = rows[-1]
-    info = {"steps_done": last["step"], "kimg": last["kimg"], "wall_minutes": wall / 60,
-            "seconds_per_step": wall / max(last["step"], 1)}
-    return info, "\n".join(lines)
 
 
 def main() -> None:
@@ -80,18 +60,12 @@ def main() -> None:
     elif (results / f"{NAME}.json").exists():
         quality = json.loads((results / f"{NAME}.json").read_text())
 
-    info, table = training_summary(run)
+    info, table = training_summary(run, upto_step=step)
     atomic_write_text(results / f"{NAME}-training.md",
                       f"# {NAME} training log summary\n\nFrom `{run.name}/log.jsonl` "
                       f"({info['steps_done']} steps, {info['wall_minutes']:.0f} min wall).\n\n{table}\n")
-    training = {**json.loads((run / "train_config.json").read_text()), **info,
-                "g_params_m": round(sum(p.numel() for p in g_ema.parameters()) / 1e6, 2),
-                "d_params_m": round(sum(p.numel() for p in disc.parameters()) / 1e6, 2)}
-    card = generator_card(NAME, g_ema.config.to_dict(), training, quality, f"{NAME}-samples.png")
-    card.save(cards / f"{NAME}.md")
-    generator_card(NAME, g_ema.config.to_dict(), training, quality, "samples.png").save(out / "README.md")
     shutil.copy(run / "train_config.json", out / "train_config.json")
-    print(f"wrote {cards / (NAME + '.md')}")
+    write_cards()
 
 
 if __name__ == "__main__":

@@ -75,8 +75,6 @@ def export_png(seeds: Iterable[int], out_dir: str | Path, size: int = 64, classe
 def export_hf_dataset(seeds: Iterable[int], out_dir: str | Path, size: int = 64, classes: int = 10,
                       progress: bool = True):
     """Build and ``save_to_disk`` a ``datasets.Dataset`` of (image, label, seed); returns the data set."""
-    import datasets
-
     seeds = list(seeds)
     names = class_names(classes)
 
@@ -85,18 +83,38 @@ def export_hf_dataset(seeds: Iterable[int], out_dir: str | Path, size: int = 64,
             image, labels = _render_labels(seed, size, classes)
             yield {"image": Image.fromarray(image), "label": Image.fromarray(labels, mode="L"), "seed": seed}
 
-    features = datasets.Features({"image": datasets.Image(), "label": datasets.Image(), "seed": datasets.Value("int64")})
+    return save_labelled_dataset(rows(), out_dir, id2label(names), source="gan_partseg toyfaces", size=size)
+
+
+def save_labelled_dataset(rows: Iterable[dict], out_dir: str | Path, id2label_map: dict[int, str], source: str,
+                          size: int | None = None, extra_columns: dict | None = None):
+    """Write rows {"image": PIL RGB, "label": PIL L (class ids), "seed": int, ...} as a labelled data set.
+
+    The one format every labelled data set of this package uses (rendered toy faces, CelebAMask-HQ,
+    PASCAL-Part): ``save_to_disk`` folder, lossless PNG image and label columns, ``id2label`` in the
+    description and in ``id2label.json``. Written to a temp folder, then swapped in.
+    """
+    import datasets
+
+    columns = {"image": datasets.Image(), "label": datasets.Image(), "seed": datasets.Value("int64")}
+    columns.update(extra_columns or {})
+    features = datasets.Features(columns)
     info = datasets.DatasetInfo(
         features=features,
-        description=json.dumps({"id2label": id2label(names), "source": "gan_partseg toyfaces", "size": size}),
+        description=json.dumps({"id2label": {str(k): v for k, v in id2label_map.items()}, "source": source,
+                                "size": size}),
     )
-    ds = datasets.Dataset.from_list(list(rows()), features=features, info=info)
+    rows = list(rows)
+    if not rows:
+        raise ValueError(f"no samples to write to {out_dir}")
+    ds = datasets.Dataset.from_list(rows, features=features, info=info)
     out = Path(out_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.tmp"
     if tmp.exists():
         shutil.rmtree(tmp)
     ds.save_to_disk(str(tmp))
-    atomic_write_text(tmp / "id2label.json", json.dumps(id2label(names), indent=2))
+    atomic_write_text(tmp / "id2label.json", json.dumps({str(k): v for k, v in id2label_map.items()}, indent=2))
     if out.exists():
         shutil.rmtree(out)
     tmp.rename(out)

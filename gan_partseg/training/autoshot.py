@@ -107,10 +107,14 @@ def validate(model: AutoShotSegmenter, images: torch.Tensor, labels: torch.Tenso
     return {"weighted_iou": res["weighted_iou"], "mean_iou": res["mean_iou"]}
 
 
-def save_autoshot(model: AutoShotSegmenter, out: Path) -> None:
-    """Model + preprocessor_config.json, so ``pipeline("image-segmentation", model=out)`` works."""
+def save_autoshot(model: AutoShotSegmenter, out: Path, card=None) -> None:
+    """Model + model card + preprocessor_config.json, so ``pipeline("image-segmentation", model=out)`` works."""
+    from ..cards import autoshot_card
+
     size = model.config.image_size
-    save_pretrained_atomic(model, out)
+    out = Path(out)
+    name = f"{out.parent.name}-{out.name}" if out.name in ("best", "final") else out.name
+    save_pretrained_atomic(model, out, card=card or autoshot_card(name, config=model.config.to_dict()))
     AutoShotImageProcessor(size={"height": size, "width": size}).save_pretrained(out)
 
 

@@ -133,11 +133,13 @@ def train_fewshot(cfg: TrainFewShotConfig, generator: StyleGAN2Generator | None 
     return model
 
 
-def save_fewshot(model: FewShotSegmenter, out_dir: str | Path, losses: list[float] | None = None) -> Path:
-    """The model folder plus ``training.json`` (settings, shot names, losses, seconds) and the loss log."""
+def save_fewshot(model: FewShotSegmenter, out_dir: str | Path, losses: list[float] | None = None, card=None) -> Path:
+    """The model folder, its model card, ``training.json`` (settings, shot names, losses, seconds), the loss log."""
+    from ..cards import fewshot_card
+
     out_dir = Path(out_dir)
-    save_pretrained_atomic(model, out_dir)
     summary = getattr(model, "training_summary", None)
+    save_pretrained_atomic(model, out_dir, card=card or fewshot_card(out_dir.name, model.config.to_dict(), summary))
     if summary is not None:
         atomic_write_text(out_dir / "training.json", json.dumps(summary, indent=2))
     if losses:

@@ -329,11 +329,47 @@ def train_gan(cfg: TrainGANConfig, resume: bool = True, progress: bool = True) -
 
 
 def export_models(run: Path, g_ema: StyleGAN2Generator, discriminator: StyleGAN2Discriminator) -> None:
-    """Write ``run/generator`` (the EMA weights) and ``run/discriminator`` as save_pretrained folders."""
+    """Write ``run/generator`` (the EMA weights, with a model card) and ``run/discriminator``."""
+    import json
+
+    from ..cards import generator_card
     from ..hub import save_pretrained_atomic
 
-    save_pretrained_atomic(g_ema, run / "generator")
+    info, _ = training_summary(run)
+    training = {**json.loads((run / "train_config.json").read_text()), **info,
+                "g_params_m": round(sum(p.numel() for p in g_ema.parameters()) / 1e6, 2),
+                "d_params_m": round(sum(p.numel() for p in discriminator.parameters()) / 1e6, 2)}
+    card = generator_card(run.name, g_ema.config.to_dict(), training, None, "../samples/final.png")
+    save_pretrained_atomic(g_ema, run / "generator", card=card)
     save_pretrained_atomic(discriminator, run / "discriminator")
+
+
+def training_summary(run: Path, every: int = 500, upto_step: int | None = None) -> tuple[dict, str]:
+    """From ``run/log.jsonl``: totals (steps, kimg, wall minutes over resumed segments) and a markdown loss table.
+
+    ``upto_step``: only the log up to that step (the step a shipped artifact was taken at).
+    """
+    import json
+
+    rows = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if line.strip()]
+    if upto_step is not None:
+        rows = [r for r in rows if r["step"] <= upto_step]
+    # a resumed run restarts its clock: add up the wall time of each segment
+    wall, last_sec, prev = 0.0, 0.0, None
+    for r in rows:
+        if prev is not None and r["sec"] < prev:
+            wall += last_sec
+        last_sec = prev = r["sec"]
+    wall += last_sec
+    lines = ["| step | kimg | d loss | g loss | r1 | D(real) | D(fake) |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if r["step"] % every == 0 or r is rows[-1]:
+            lines.append(f"| {r['step']} | {r['kimg']:.1f} | {r['d']:.3f} | {r['g']:.3f} | {r.get('r1', 0):.3f} | "
+                         f"{r['real']:.2f} | {r['fake']:.2f} |")
+    last = rows[-1]
+    info = {"steps_done": last["step"], "kimg": last["kimg"], "wall_minutes": wall / 60,
+            "seconds_per_step": wall / max(last["step"], 1)}
+    return info, "\n".join(lines)
 
 
 def load_run_config(run: Path) -> TrainGANConfig:

@@ -1,0 +1,72 @@
+"""Regenerate the model card of every bundled artifact from the measured results.
+
+    python scripts/make_cards.py
+
+Reads docs/results/toyfaces-64.json (+ the run log), docs/results/fewshot.json and
+docs/results/autoshot.json, and writes each artifact's README.md and its copy in model_cards/.
+The ship / results scripts call this at their end; run it alone after editing gan_partseg/cards.py.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from gan_partseg.cards import autoshot_card, fewshot_card, generator_card
+from gan_partseg.hub import bundled_artifacts
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "docs" / "results"
+CARDS = ROOT / "model_cards"
+
+
+def _load(name: str) -> dict | None:
+    path = RESULTS / name
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def write_cards(verbose: bool = True) -> list[str]:
+    written = []
+    artifacts = bundled_artifacts()
+    fewshot, autoshot = _load("fewshot.json"), _load("autoshot.json")
+    for name, folder in artifacts.items():
+        config = json.loads((folder / "config.json").read_text())
+        if name == "toyfaces-64":
+            from gan_partseg.training.gan import training_summary
+
+            run = ROOT / "runs" / name
+            quality = _load(f"{name}.json")
+            info, _ = training_summary(run, upto_step=quality.get("step") if quality else None)
+            training = {**json.loads((folder / "train_config.json").read_text()), **info}
+            from gan_partseg import StyleGAN2Discriminator, StyleGAN2Generator
+
+            g = StyleGAN2Generator.from_pretrained(name)
+            d = StyleGAN2Discriminator.from_pretrained(name, subfolder="discriminator")
+            training["g_params_m"] = round(sum(p.numel() for p in g.parameters()) / 1e6, 2)
+            training["d_params_m"] = round(sum(p.numel() for p in d.parameters()) / 1e6, 2)
+            generator_card(name, config, training, quality, "samples.png").save(folder / "README.md")
+            generator_card(name, config, training, quality, f"{name}-samples.png").save(CARDS / f"{name}.md")
+        elif "-fewshot-" in name:
+            training = json.loads((folder / "training.json").read_text()) if (folder / "training.json").exists() else None
+            results = None
+            if fewshot and training:
+                row = next((r for r in fewshot["summary"] if r["classes"] == len(config["id2label"])
+                            and r["head"] == training["config"]["head"] and r["k"] == training["k"]), None)
+                results = {"summary_row": row, "meta": fewshot["meta"]} if row else None
+            card = fewshot_card(name, config, training, results)
+            card.save(folder / "README.md")
+            card.save(CARDS / f"{name}.md")
+        elif "-autoshot-" in name:
+            card = autoshot_card(name, autoshot, config=config)
+            card.save(folder / "README.md")
+            card.save(CARDS / f"{name}.md")
+        else:
+            continue
+        written.append(name)
+        if verbose:
+            print(f"wrote the card of {name}")
+    return written
+
+
+if __name__ == "__main__":
+    write_cards()

@@ -1,0 +1,133 @@
+"""torch.hub entry points, Hub-ready model folders, model cards and push (up to the upload call)."""
+
+from pathlib import Path
+
+import pytest
+import torch
+from huggingface_hub import ModelCard
+
+from gan_partseg import AutoShotSegmenter, FewShotSegmenter, StyleGAN2Generator
+from gan_partseg.cli import main as cli_main
+from gan_partseg.hub import bundled_artifacts, check_model_repo, push_folder
+from gan_partseg.training.autoshot import save_autoshot
+from gan_partseg.unet import AutoShotSegmenterConfig
+from tests.conftest import tiny_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_hubconf_lists_only_the_three_entry_points():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("hubconf_under_test", ROOT / "hubconf.py")
+    hubconf = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hubconf)
+    # torch.hub.list's rule: public callables of hubconf.py
+    entries = [f for f in dir(hubconf) if callable(getattr(hubconf, f)) and not f.startswith("_")]
+    assert sorted(entries) == ["autoshot_segmenter", "fewshot_segmenter", "stylegan2_generator"]
+    assert hubconf.dependencies and "segment_images" in hubconf.fewshot_segmenter.__doc__
+
+
+def test_hub_load_bundled_generator_and_fresh_models(tmp_path):
+    g = torch.hub.load(str(ROOT), "stylegan2_generator", source="local", trust_repo=True)
+    assert isinstance(g, StyleGAN2Generator) and not g.training and g.config.size == 64
+    fresh = torch.hub.load(str(ROOT), "stylegan2_generator", source="local", trust_repo=True, pretrained=False,
+                           size=32, style_dim=32, n_mlp=2, channels={"4": 16, "8": 16, "16": 8, "32": 8})
+    assert fresh.config.size == 32
+    fresh.save_pretrained(tmp_path / "g")
+    again = torch.hub.load(str(ROOT), "stylegan2_generator", source="local", trust_repo=True, name=str(tmp_path / "g"))
+    assert torch.equal(again.input.input, fresh.input.input)
+
+
+def test_hub_load_argument_errors():
+    with pytest.raises(ValueError, match="1, 5 or 10 shots"):
+        torch.hub.load(str(ROOT), "fewshot_segmenter", source="local", trust_repo=True, shots=3)
+    with pytest.raises(ValueError, match="only apply with pretrained=False"):
+        torch.hub.load(str(ROOT), "stylegan2_generator", source="local", trust_repo=True, size=32)
+    with pytest.raises(ValueError, match="either name"):
+        torch.hub.load(str(ROOT), "stylegan2_generator", source="local", trust_repo=True, name="a", repo_id="b/c")
+    with pytest.raises(OSError, match="huggingface-cli download nobody/nothing"):
+        torch.hub.load(str(ROOT), "autoshot_segmenter", source="local", trust_repo=True, repo_id="nobody/nothing")
+
+
+@pytest.mark.parametrize("entry,cls", [("fewshot_segmenter", FewShotSegmenter),
+                                       ("autoshot_segmenter", AutoShotSegmenter)])
+def test_hub_load_bundled_segmenters(entry, cls):
+    model = torch.hub.load(str(ROOT), entry, source="local", trust_repo=True)
+    assert isinstance(model, cls) and not model.training
+
+
+def test_every_bundled_artifact_is_a_valid_hub_repo_with_a_parsable_card():
+    found = bundled_artifacts()
+    assert {"toyfaces-64", "toyfaces-64-fewshot-10c-10shot", "toyfaces-64-autoshot-10c"} <= set(found)
+    for name, folder in found.items():
+        check_model_repo(folder)
+        card = ModelCard.load(folder / "README.md")
+        assert card.data.library_name == "gan_partseg" and card.data.license == "apache-2.0"
+        if name != "toyfaces-64":  # later stages link to the stage they were built from, and carry figures
+            assert card.data.base_model and card.data.base_model.startswith("gan-partseg/toyfaces-64")
+            assert card.data.eval_results and all(0 < r.metric_value <= 1 for r in card.data.eval_results)
+        copy = ModelCard.load(ROOT / "model_cards" / f"{name}.md")  # the repo's copy, regenerated together
+        assert copy.data.to_dict() == card.data.to_dict()
+
+
+def test_folders_the_package_writes_are_hub_repos(tmp_path, tiny_generator):
+    torch.save({"g_ema": tiny_generator.state_dict(), "latent_avg": torch.zeros(32)}, tmp_path / "c.pt")
+    assert cli_main(["convert", "rosinality", str(tmp_path / "c.pt"), str(tmp_path / "conv")]) == 0
+    check_model_repo(tmp_path / "conv")
+    assert "convert rosinality" in ModelCard.load(tmp_path / "conv" / "README.md").text
+    model = AutoShotSegmenter(AutoShotSegmenterConfig(widths=[4, 8], id2label={0: "a", 1: "b"}))
+    save_autoshot(model, tmp_path / "run" / "best")
+    check_model_repo(tmp_path / "run" / "best")
+    assert ModelCard.load(tmp_path / "run" / "best" / "README.md").data.pipeline_tag == "image-segmentation"
+
+
+def test_invalid_folders_are_refused_with_reasons(tmp_path, tiny_generator):
+    tiny_generator.save_pretrained(tmp_path / "m")
+    (tmp_path / "m" / "pytorch_model.bin").write_bytes(b"x")
+    with pytest.raises(ValueError, match=r"README.md is missing.*pickled files \['pytorch_model.bin'\]"):
+        check_model_repo(tmp_path / "m")
+
+
+class FakeApi:
+    """Records what push would send: the repo creation and the commit with every file's bytes."""
+
+    def __init__(self):
+        self.calls = []
+
+    def create_repo(self, repo_id, **kw):
+        self.calls.append(("create_repo", repo_id, kw))
+
+    def create_commit(self, repo_id, operations, **kw):
+        files = {op.path_in_repo: Path(op.path_or_fileobj).read_bytes() for op in operations}
+        self.calls.append(("create_commit", repo_id, files, kw))
+        return type("CommitInfo", (), {"commit_url": f"https://huggingface.co/{repo_id}/commit/0"})()
+
+
+def test_push_sends_one_commit_with_every_file():
+    folder = bundled_artifacts()["toyfaces-64"]
+    api = FakeApi()
+    info = push_folder(folder, "me/toyfaces-64", private=True, revision="v1", api=api)
+    (kind, repo, kw), (kind2, repo2, files, kw2) = api.calls
+    assert (kind, repo, kw["private"], kw["exist_ok"]) == ("create_repo", "me/toyfaces-64", True, True)
+    assert kind2 == "create_commit" and kw2["revision"] == "v1" and "Upload toyfaces-64" in kw2["commit_message"]
+    assert {"config.json", "model.safetensors", "README.md", "discriminator/config.json",
+            "discriminator/model.safetensors"} <= set(files)
+    assert files["model.safetensors"] == (folder / "model.safetensors").read_bytes()
+    assert info.commit_url.endswith("/commit/0")
+    with pytest.raises(ValueError, match="owner/name"):
+        push_folder(folder, "no-owner", api=FakeApi())
+
+
+def test_cli_push_without_network_says_what_failed(tmp_path, tiny_generator, capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    folder = bundled_artifacts()["toyfaces-64"]
+    code = cli_main(["push", str(folder), "me/toyfaces-64"])
+    assert code == 2 and "gan-partseg push: error" in capsys.readouterr().err
+
+
+def test_tiny_config_round_trip_through_fresh_hub_model():
+    cfg = tiny_config()
+    fresh = torch.hub.load(str(ROOT), "stylegan2_generator", source="local", trust_repo=True, pretrained=False,
+                           **{k: getattr(cfg, k) for k in ("size", "style_dim", "n_mlp", "channels")})
+    assert fresh.feature_shapes() == StyleGAN2Generator(cfg).feature_shapes()

@@ -1,0 +1,181 @@
+"""CelebAMask-HQ and PASCAL-Part converters on tiny fixtures written in the exact released layouts."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from gan_partseg.cli import main as cli_main
+from gan_partseg.data.celebamask import CelebAMaskError, import_celebamask, label_map
+from gan_partseg.data.export import load_hf_dataset
+from gan_partseg.data.pascal_part import PascalPartError, import_pascal_part, read_annotation
+from gan_partseg.labels import CLASSES_3, CLASSES_10, id2label
+from gan_partseg.metrics import evaluate_arrays
+from gan_partseg.pipelines import evaluate_segmenter
+from gan_partseg.unet import AutoShotSegmenter, AutoShotSegmenterConfig
+
+C10 = {name: i for i, name in enumerate(CLASSES_10)}
+
+
+def _mask(shape, box, value=255):
+    m = np.zeros(shape, np.uint8)
+    y0, y1, x0, x1 = box
+    m[y0:y1, x0:x1] = value
+    return m
+
+
+@pytest.fixture
+def celeba(tmp_path):
+    """Faces 0, 1 and 2001 (mask folder 1), 32 px images, 16 px masks, as released (jpg + per-part png)."""
+    root = tmp_path / "CelebAMask-HQ"
+    (root / "CelebA-HQ-img").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for idx in (0, 1, 2001):
+        Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(root / "CelebA-HQ-img" / f"{idx}.jpg")
+        folder = root / "CelebAMask-HQ-mask-anno" / str(idx // 2000)
+        folder.mkdir(parents=True, exist_ok=True)
+        parts = {"skin": (2, 14, 2, 14), "hair": (0, 5, 0, 16), "l_eye": (6, 8, 4, 6), "r_eye": (6, 8, 10, 12),
+                 "nose": (8, 10, 7, 9), "u_lip": (11, 12, 6, 10), "l_lip": (12, 13, 6, 10), "cloth": (14, 16, 0, 16)}
+        if idx == 1:
+            parts["hat"] = (0, 3, 0, 16)  # a hat over the hair falls to background
+            parts["eye_g"] = (5, 9, 3, 13)  # glasses are painted (as background) *before* the eyes
+        for part, box in parts.items():
+            Image.fromarray(_mask((16, 16), box)).save(folder / f"{idx:05d}_{part}.png")
+    # antialiased edge: 0.3 * 255 stays out, 0.5 * 255 goes in
+    edge = _mask((16, 16), (13, 14, 0, 16), value=0)
+    edge[13, :8], edge[13, 8:] = int(0.3 * 255), int(0.5 * 255)
+    Image.fromarray(edge).save(root / "CelebAMask-HQ-mask-anno" / "0" / "00000_neck.png")
+    return root
+
+
+def test_celebamask_label_maps_follow_the_documented_order(celeba):
+    lab = label_map(celeba, 0)
+    assert lab.shape == (16, 16) and lab.dtype == np.uint8
+    assert lab[1, 8] == C10["hair"] and lab[3, 3] == C10["hair"]  # hair painted after skin
+    assert lab[7, 5] == C10["eye"] and lab[7, 11] == C10["eye"] and lab[9, 8] == C10["nose"]
+    assert lab[11, 7] == C10["mouth"] and lab[12, 7] == C10["mouth"] and lab[10, 3] == C10["skin"]
+    assert lab[15, 3] == C10["clothes"] and lab[13, 12] == C10["neck"] and lab[13, 3] == C10["skin"]  # > 0.4 only
+    with_hat = label_map(celeba, 1)
+    assert with_hat[1, 8] == C10["background"] and with_hat[4, 8] == C10["hair"]
+    assert with_hat[7, 5] == C10["eye"] and with_hat[5, 4] == C10["background"]  # glasses: background, eyes over them
+    three = label_map(celeba, 0, classes=3)
+    assert set(np.unique(three)) == {0, 1, 2, 3}
+    assert (three == CLASSES_3.index("eye")).sum() == (lab == C10["eye"]).sum()
+
+
+def test_celebamask_import_to_hf_dataset(celeba, tmp_path):
+    ds = import_celebamask(celeba, tmp_path / "out", size=24, progress=False)
+    assert len(ds) == 3
+    loaded, labels = load_hf_dataset(tmp_path / "out")
+    assert labels == id2label(CLASSES_10) and sorted(loaded["seed"]) == [0, 1, 2001]
+    row = loaded[0]
+    assert np.asarray(row["image"]).shape == (24, 24, 3) and np.asarray(row["label"]).shape == (24, 24)
+    assert json.loads((tmp_path / "out" / "id2label.json").read_text())["3"] == "eye"
+
+
+def test_celebamask_missing_files_are_named(celeba, tmp_path):
+    for p in (celeba / "CelebAMask-HQ-mask-anno" / "1").iterdir():
+        p.unlink()
+    with pytest.raises(CelebAMaskError, match=r"face 2001 has no mask files.*02001_skin\.png"):
+        import_celebamask(celeba, tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(CelebAMaskError, match="not a CelebAMask-HQ folder: CelebA-HQ-img/ is missing"):
+        import_celebamask(tmp_path, tmp_path / "out2", progress=False)
+
+
+def _write_mat(path, imname, objects):
+    from scipy.io import savemat
+
+    obj_dtype = [("class", "O"), ("class_ind", "O"), ("mask", "O"), ("parts", "O")]
+    objs = np.zeros((1, len(objects)), dtype=obj_dtype)
+    for i, (cls, mask, parts) in enumerate(objects):
+        pr = np.zeros((1, len(parts)), dtype=[("part_name", "O"), ("mask", "O")])
+        for j, (name, pm) in enumerate(parts):
+            pr[0, j]["part_name"] = name
+            pr[0, j]["mask"] = pm.astype(np.uint8)
+        objs[0, i]["class"] = cls
+        objs[0, i]["class_ind"] = 7 if cls == "car" else 13
+        objs[0, i]["mask"] = mask.astype(np.uint8)
+        objs[0, i]["parts"] = pr if parts else np.zeros((0, 0))
+    anno = np.zeros((1, 1), dtype=[("imname", "O"), ("objects", "O")])
+    anno[0, 0]["imname"] = imname
+    anno[0, 0]["objects"] = objs
+    savemat(str(path), {"anno": anno})
+
+
+@pytest.fixture
+def pascal(tmp_path):
+    ann, img = tmp_path / "Annotations_Part", tmp_path / "JPEGImages"
+    ann.mkdir()
+    img.mkdir()
+    shape = (60, 80)
+    Image.fromarray(np.full((*shape, 3), 128, np.uint8)).save(img / "2008_000001.jpg")
+    car = _mask(shape, (10, 50, 10, 70)) > 0
+    _write_mat(ann / "2008_000001.mat", "2008_000001", [
+        ("car", car, [("wheel_1", _mask(shape, (40, 50, 15, 25)) > 0), ("window_1", _mask(shape, (12, 20, 20, 60)) > 0),
+                      ("fliplate", _mask(shape, (30, 34, 35, 45)) > 0), ("headlight_2", _mask(shape, (25, 28, 10, 14)) > 0),
+                      ("door_1", _mask(shape, (20, 40, 30, 50)) > 0)]),
+        ("person", _mask(shape, (0, 10, 0, 10)) > 0, []),
+        ("car", _mask(shape, (0, 3, 0, 3)) > 0, [("wheel_1", _mask(shape, (0, 1, 0, 1)) > 0)]),  # too small
+    ])
+    Image.fromarray(np.full((*shape, 3), 90, np.uint8)).save(img / "2008_000002.jpg")
+    horse = _mask(shape, (5, 55, 5, 75)) > 0
+    _write_mat(ann / "2008_000002.mat", "2008_000002", [
+        ("horse", horse, [("head", _mask(shape, (5, 20, 5, 20)) > 0), ("lfuleg", _mask(shape, (40, 55, 10, 15)) > 0),
+                          ("rbho", _mask(shape, (50, 55, 60, 65)) > 0), ("torso", _mask(shape, (20, 40, 20, 70)) > 0),
+                          ("tail", _mask(shape, (20, 30, 70, 75)) > 0)])])
+    return ann, img
+
+
+def test_pascal_part_reads_the_released_mat_structure(pascal):
+    ann, _ = pascal
+    imname, objects = read_annotation(ann / "2008_000001.mat")
+    assert imname == "2008_000001" and [o["class"] for o in objects] == ["car", "person", "car"]
+    assert [p[0] for p in objects[0]["parts"]][:2] == ["wheel_1", "window_1"] and objects[1]["parts"] == []
+
+
+@pytest.mark.parametrize("obj,expected", [("car", {"background", "body", "light", "plate", "wheel", "window"}),
+                                          ("horse", {"background", "head", "leg", "neck+torso", "tail"})])
+def test_pascal_part_import(pascal, tmp_path, obj, expected):
+    ann, img = pascal
+    ds = import_pascal_part(ann, img, tmp_path / obj, object_class=obj, size=32, min_pixels=16, progress=False)
+    assert len(ds) == 1  # the tiny car and the person are left out
+    loaded, labels = load_hf_dataset(tmp_path / obj)
+    present = {labels[i] for i in np.unique(np.asarray(loaded[0]["label"]))}
+    assert present == expected and loaded[0]["source"].endswith("#0")
+
+
+def test_pascal_part_other_schemas_are_named(tmp_path, pascal):
+    from scipy.io import savemat
+
+    ann, img = pascal
+    savemat(str(tmp_path / "other.mat"), {"record": np.zeros(3)})
+    with pytest.raises(PascalPartError, match="no 'anno' struct"):
+        read_annotation(tmp_path / "other.mat")
+    shape = (60, 80)
+    _write_mat(ann / "2008_000003.mat", "2008_000001", [("car", _mask(shape, (10, 50, 10, 70)) > 0,
+                                                         [("propeller", _mask(shape, (10, 20, 10, 20)) > 0)])])
+    with pytest.raises(PascalPartError, match=r"\['propeller'\] are not in the car schema"):
+        import_pascal_part(ann, img, tmp_path / "out", "car", size=32, progress=False)
+    assert not (tmp_path / "out").exists()
+
+
+def test_evaluate_cli_scores_a_unet_on_an_imported_data_set(celeba, tmp_path, capsys):
+    import_celebamask(celeba, tmp_path / "c3", size=24, classes=3, progress=False)
+    torch.manual_seed(0)
+    unet = AutoShotSegmenter(AutoShotSegmenterConfig(widths=[4, 8], image_size=16, id2label=id2label(CLASSES_3)))
+    unet.save_pretrained(tmp_path / "unet")
+    assert cli_main(["evaluate", "--segmenter", str(tmp_path / "unet"), "--data", str(tmp_path / "c3"),
+                     "--out", str(tmp_path / "r.json")]) == 0
+    result = json.loads((tmp_path / "r.json").read_text())
+    ds, _ = load_hf_dataset(tmp_path / "c3")
+    imgs = [Image.fromarray(np.asarray(r["image"])) for r in ds]
+    preds = np.stack([p.numpy() for p in unet.eval().segment(imgs)])
+    expected = evaluate_arrays(preds, np.stack([np.asarray(r["label"]) for r in ds]), 4, CLASSES_3)
+    assert result["weighted_iou"] == pytest.approx(expected["weighted_iou"]) and result["kind"] == "gan_partseg_autoshot"
+    # the 10-class data set does not fit a 3-class segmenter
+    import_celebamask(celeba, tmp_path / "c10", size=24, progress=False)
+    with pytest.raises(ValueError, match="evaluate on a data set of the same classes"):
+        evaluate_segmenter(str(tmp_path / "unet"), tmp_path / "c10")
