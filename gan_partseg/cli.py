@@ -194,7 +194,7 @@ def _add_optimizer_flags(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--space", choices=["w", "w+"], default=DEFAULTS["space"])
     p.add_argument("--steps", type=int, default=DEFAULTS["steps"], help="optimisation steps per image")
-    p.add_argument("--perceptual", choices=["lite0", "discriminator", "lpips", "none"],
+    p.add_argument("--perceptual", choices=["lite0", "lite0-64", "discriminator", "lpips", "none"],
                    default=DEFAULTS["perceptual"], help="perceptual distance of the inversion loss")
     p.add_argument("--mse", type=float, default=DEFAULTS["mse"], help="weight of the pixel MSE term")
     p.add_argument("--seed", type=int, default=0)

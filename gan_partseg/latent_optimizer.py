@@ -25,7 +25,7 @@ from .models.stylegan2 import StyleGAN2Generator
 from .perceptual import build_distance
 
 
-DEFAULTS = {"space": "w+", "steps": 300, "perceptual": "lite0", "mse": 1.0}
+DEFAULTS = {"space": "w+", "steps": 200, "perceptual": "lite0-64", "mse": 1.0}
 """Defaults of the CLI and of :class:`LatentOptimizer` (chosen by docs/results/inversion.json)."""
 
 
@@ -87,7 +87,7 @@ class LatentOptimizer:
         steps: optimisation steps (the port uses 1000 at 256 px; 64 px needs fewer).
         lr: Adam's initial learning rate (0.1).
         noise_regularization: weight of the noise autocorrelation loss (1e5).
-        perceptual: "lite0" | "discriminator" | "lpips" | "none".
+        perceptual: "lite0" | "lite0-64" | "discriminator" | "lpips" | "none".
         mse: weight of the pixel MSE term.
         discriminator: needed for perceptual="discriminator".
         noise_strength, noise_ramp: latent noise schedule (0.05, 0.75).
