@@ -11,7 +11,7 @@ PIP := $(PY) -m pip
 ARGS ?=
 DEMO_OUT ?= demo_out
 
-.PHONY: demo test install-dev install-train benchmark clean
+.PHONY: demo test test-browser space install-dev install-train benchmark clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,17 @@ demo: $(VENV)/.train
 
 test: $(VENV)/.dev
 	$(PY) -m pytest -q $(ARGS)
+
+# The Space in a real headless Chromium (Debian's chromium + chromium-driver, Selenium). Kept out of
+# `make test` because it installs system packages (apt, root) that CI machines may not allow.
+test-browser: $(VENV)/.dev
+	command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+		(apt-get update -qq && apt-get install -y -qq chromium chromium-driver)
+	$(PIP) install -q "selenium>=4.20"
+	$(PY) -m pytest -q -m browser tests/browser $(ARGS)
+
+space: $(VENV)/.dev
+	$(PY) spaces_app/app.py
 
 benchmark: $(VENV)/.dev
 	$(PY) benchmarks/generator.py

@@ -172,17 +172,27 @@ def convert_rosinality(
         config.has_latent_avg = True
         sd["latent_avg"] = latent_avg
     generator = build_from_state_dict(StyleGAN2Generator, config, sd, f"{ckpt_path} ['g_ema']")
-    out = Path(out_dir)
+    disc = None
     if discriminator:
-        dsd = _state_dict(ckpt, "d", str(ckpt_path))
-        dconfig = infer_discriminator_config(dsd, blur_kernel=config.blur_kernel)
-        if dconfig.size != config.size:
-            raise CheckpointError(f"discriminator is {dconfig.size} px but the generator is {config.size} px")
-        disc = build_from_state_dict(StyleGAN2Discriminator, dconfig, dsd, f"{ckpt_path} ['d']")
+        disc = build_discriminator(_state_dict(ckpt, "d", str(ckpt_path)), config, f"{ckpt_path} ['d']")
+    return save_converted(generator, disc, out_dir, str(ckpt_path), "rosinality")
+
+
+def build_discriminator(dsd: Mapping[str, torch.Tensor], config: StyleGAN2Config, what: str) -> StyleGAN2Discriminator:
+    """The discriminator of a rosinality-layout state dict; it must match the generator's size."""
+    dconfig = infer_discriminator_config(dsd, blur_kernel=config.blur_kernel)
+    if dconfig.size != config.size:
+        raise CheckpointError(f"discriminator is {dconfig.size} px but the generator is {config.size} px")
+    return build_from_state_dict(StyleGAN2Discriminator, dconfig, dsd, what)
+
+
+def save_converted(generator: StyleGAN2Generator, discriminator: StyleGAN2Discriminator | None,
+                   out_dir: str | os.PathLike, source: str, fmt: str) -> Path:
+    """Write the converted model folder (+ card) and ``discriminator/`` when given; returns the folder."""
     from .cards import converted_card
 
-    save_pretrained_atomic(generator, out, card=converted_card(out.name, generator.config.to_dict(), str(ckpt_path),
-                                                               "rosinality"))
-    if discriminator:
-        save_pretrained_atomic(disc, out / "discriminator")
+    out = Path(out_dir)
+    save_pretrained_atomic(generator, out, card=converted_card(out.name, generator.config.to_dict(), source, fmt))
+    if discriminator is not None:
+        save_pretrained_atomic(discriminator, out / "discriminator")
     return out

@@ -35,10 +35,9 @@ from typing import Any, Mapping
 
 import torch
 
-from .convert import CheckpointError, build_from_state_dict, infer_discriminator_config, infer_generator_config
-from .hub import save_pretrained_atomic
+from .convert import CheckpointError, build_discriminator, build_from_state_dict, infer_generator_config, save_converted
 from .models.ops import make_kernel
-from .models.stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator
+from .models.stylegan2 import StyleGAN2Generator
 
 
 class PersistedModule:
@@ -227,16 +226,21 @@ def _infer_generator_shape(sd: Mapping[str, torch.Tensor]) -> tuple[int, int]:
     return max(blocks), max(fcs) + 1
 
 
+def _check_keys(sd: Mapping[str, torch.Tensor], key_map: Mapping[str, str], ignored: str, what: str) -> None:
+    """Every key of ``sd`` is mapped or ignored (a regex), and every mapped key is there; else name them."""
+    skip = re.compile(ignored)
+    unknown = [k for k in sd if k not in key_map and not skip.fullmatch(k)]
+    missing = [k for k in key_map if k not in sd]
+    if unknown or missing:
+        raise CheckpointError(f"{what}: unmapped keys {unknown[:8]}; missing keys {missing[:8]}")
+
+
 def nvidia_generator_to_rosinality(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Rename (and reshape) an NVIDIA generator's tensors onto rosinality keys; names what is left over."""
     size, n_mlp = _infer_generator_shape(sd)
     key_map = generator_key_map(size, n_mlp)
-    skip = re.compile(r".*\.resample_filter|synthesis\.b\d+\.skip\.weight")
-    unknown = [k for k in sd if k not in key_map and not skip.fullmatch(k)]
-    missing = [k for k in key_map if k not in sd]
-    if unknown or missing:
-        raise CheckpointError(f"the generator does not match the StyleGAN2 (skip architecture) layout: "
-                              f"unmapped keys {unknown[:8]}; missing keys {missing[:8]}")
+    _check_keys(sd, key_map, r".*\.resample_filter|synthesis\.b\d+\.skip\.weight",
+                "the generator does not match the StyleGAN2 (skip architecture) layout")
     out: dict[str, torch.Tensor] = {}
     for nv, ro in key_map.items():
         t = sd[nv].float()
@@ -275,12 +279,7 @@ def nvidia_discriminator_to_rosinality(sd: Mapping[str, torch.Tensor]) -> dict[s
                               "(expected exactly one fromrgb and no mapping network)")
     size = blocks[0]
     key_map = discriminator_key_map(size)
-    skip = re.compile(r".*\.resample_filter")
-    unknown = [k for k in sd if k not in key_map and not skip.fullmatch(k)]
-    missing = [k for k in key_map if k not in sd]
-    if unknown or missing:
-        raise CheckpointError(f"the discriminator does not match the StyleGAN2 resnet layout: unmapped keys "
-                              f"{unknown[:8]}; missing keys {missing[:8]}")
+    _check_keys(sd, key_map, r".*\.resample_filter", "the discriminator does not match the StyleGAN2 resnet layout")
     out = {ro: sd[nv].float() for nv, ro in key_map.items()}
     kernel = make_kernel(_filter_taps(sd))
     i = 1
@@ -320,20 +319,10 @@ def convert_nvidia(pkl_path: str | os.PathLike, out_dir: str | os.PathLike, netw
     config.has_latent_avg = True
     sd["latent_avg"] = latent_avg.reshape(-1)
     generator = build_from_state_dict(StyleGAN2Generator, config, sd, f"{pkl_path} [{network!r}]")
-    out = Path(out_dir)
     disc = None
     if discriminator:
         if not isinstance(data.get("D"), PersistedModule):
             raise CheckpointError(f"{pkl_path} holds no discriminator 'D'")
-        dsd = nvidia_discriminator_to_rosinality(data["D"].named_tensors())
-        dconfig = infer_discriminator_config(dsd, blur_kernel=config.blur_kernel)
-        if dconfig.size != config.size:
-            raise CheckpointError(f"discriminator is {dconfig.size} px but the generator is {config.size} px")
-        disc = build_from_state_dict(StyleGAN2Discriminator, dconfig, dsd, f"{pkl_path} ['D']")
-    from .cards import converted_card
-
-    save_pretrained_atomic(generator, out, card=converted_card(out.name, generator.config.to_dict(), str(pkl_path),
-                                                               "nvidia"))
-    if disc is not None:
-        save_pretrained_atomic(disc, out / "discriminator")
-    return out
+        disc = build_discriminator(nvidia_discriminator_to_rosinality(data["D"].named_tensors()), config,
+                                   f"{pkl_path} ['D']")
+    return save_converted(generator, disc, out_dir, str(pkl_path), "nvidia")

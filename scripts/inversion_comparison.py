@@ -1,9 +1,9 @@
 """Which latent-optimizer setting reconstructs held-out rendered faces best?
 
-    python scripts/inversion_comparison.py [--n 24] [--steps 300] [--segmenter toyfaces-64-fewshot-10c-10shot]
+    python scripts/inversion_comparison.py [--n 16] [--steps 200] [--segmenter toyfaces-64-fewshot-10c-10shot]
 
-For each perceptual distance (EfficientNet-Lite0 LPIPS-style, the GAN discriminator's
-features, none = pixel MSE only) and latent space (W, W+): invert the first N held-out
+For each perceptual distance (EfficientNet-Lite0 LPIPS-style at 64 and 128 px, the GAN
+discriminator's features, none = pixel MSE only) and latent space (W+, W): invert the first N held-out
 rendered faces, report PSNR of the reconstruction, seconds per image, and the downstream
 weighted IoU of a fixed 10-class segmenter on the inverted latents. Writes
 docs/results/inversion.json and a section of docs/results.md; the best setting by IoU
@@ -23,18 +23,18 @@ import torch
 from gan_partseg.data import HELD_OUT_SEEDS, render
 from gan_partseg.fewshot import FewShotSegmenter
 from gan_partseg.io import atomic_write_text, replace_markdown_section, uint8_to_tensor
-from gan_partseg.latent_optimizer import LatentOptimizer
+from gan_partseg.latent_optimizer import DEFAULTS, LatentOptimizer
 from gan_partseg.metrics import SegmentationMetrics
 from gan_partseg.models.stylegan2 import StyleGAN2Discriminator
 
 ROOT = Path(__file__).resolve().parents[1]
-SETTINGS = [(p, s) for p in ("lite0", "discriminator", "none") for s in ("w", "w+")]
+SETTINGS = [(p, s) for p in ("lite0-64", "lite0", "discriminator", "none") for s in ("w+", "w")]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--n", type=int, default=24)
-    ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--n", type=int, default=16)
+    ap.add_argument("--steps", type=int, default=DEFAULTS["steps"])
     ap.add_argument("--segmenter", default="toyfaces-64-fewshot-10c-10shot")
     args = ap.parse_args()
 

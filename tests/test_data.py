@@ -51,7 +51,7 @@ def test_labels_are_in_range_and_parts_sit_where_geometry_says():
 
 
 def test_variation_covers_hair_styles_and_hidden_ears():
-    ear_counts, hair_over_forehead = [], 0
+    ear_counts = []
     for seed in range(200):
         _, lab = render(seed, 64)
         ear_counts.append(int((lab == L["ear"]).sum()))
