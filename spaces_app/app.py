@@ -344,7 +344,7 @@ def build_demo() -> gr.Blocks:
             gr.Image(value=legend(id2label(CLASSES_10)), show_label=False, interactive=False, format="png")
             add = gr.Button("Add as shot")
             status = gr.Markdown("No shots yet.", elem_id="annotate-status")
-            gallery = gr.Gallery(label="shots", columns=6, height=160)
+            gallery = gr.Gallery(label="shots", columns=6, height=200, object_fit="contain")
             with gr.Row():
                 head = gr.Dropdown(HEADS, value="cnn-s", label="head")
                 steps = gr.Slider(10, MAX_STEPS, value=150, step=10, label="training steps")
