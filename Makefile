@@ -11,7 +11,7 @@ PIP := $(PY) -m pip
 ARGS ?=
 DEMO_OUT ?= demo_out
 
-.PHONY: demo test test-browser space install-dev install-train benchmark clean
+.PHONY: demo test test-browser check-cuda-build space install-dev install-train benchmark clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,10 @@ test-browser: $(VENV)/.dev
 		(apt-get update -qq && apt-get install -y -qq chromium chromium-driver)
 	$(PIP) install -q "selenium>=4.20"
 	$(PY) -m pytest -q -m browser tests/browser $(ARGS)
+
+# The CUDA sources of csrc/ compile with nvcc (objects only; linking needs a CUDA torch build).
+check-cuda-build: $(VENV)/.dev
+	scripts/check_cuda_build.sh
 
 space: $(VENV)/.dev
 	$(PY) spaces_app/app.py

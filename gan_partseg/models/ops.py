@@ -3,7 +3,8 @@
 ``upfirdn2d`` (upsample, FIR filter, downsample) and ``fused_leaky_relu``
 (bias + leaky ReLU + gain) are the two ops the rosinality port compiles as
 CUDA extensions at import time. Here they are plain PyTorch, run on any device
-and differentiate with autograd. Nothing is compiled at import.
+and differentiate with autograd. Nothing is compiled at import: the optional C++ / CUDA kernels of
+``csrc/`` (``gan_partseg.models.fused``) take over only when asked (``GAN_PARTSEG_FUSED``) and built.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from typing import Sequence
 
 import torch
 import torch.nn.functional as F
+
+from . import fused
 
 LRELU_SLOPE = 0.2
 LRELU_GAIN = math.sqrt(2.0)
@@ -37,6 +40,9 @@ def fused_leaky_relu(
 ) -> torch.Tensor:
     """``leaky_relu(x + bias) * scale``; ``bias`` (C,) broadcasts over dim 1 of ``x``."""
     if bias is not None:
+        module = fused.available_for("bias_act", x)
+        if module is not None:
+            return fused.BiasAct.apply(x, bias, float(negative_slope), float(scale), module)
         shape = [1, -1] + [1] * (x.ndim - 2)
         x = x + bias.view(shape).to(x.dtype)
     return F.leaky_relu(x, negative_slope) * scale
@@ -58,6 +64,9 @@ def upfirdn2d(
     b, c, h, w = x.shape
     kh, kw = kernel.shape
     pad0, pad1 = pad
+    module = fused.available_for("upfirdn2d", x)
+    if module is not None:
+        return fused.UpFirDn2d.apply(x, kernel, int(up), int(down), int(pad0), int(pad1), module)
     out = x
     if up > 1:
         out = out.reshape(b, c, h, 1, w, 1)

@@ -55,6 +55,8 @@ class StyleGAN2Config(PreTrainedConfig):
             are stored as strings in JSON; use :meth:`channel` to read it.
         has_latent_avg: the model carries a ``latent_avg`` buffer (style_dim,), the
             training-time average W that rosinality's converted checkpoints store.
+        fused_ops: ask for the optional fused C++ / CUDA kernels of ``csrc/`` (built on first use;
+            the PyTorch ops stay whenever they cannot be built). Same as ``GAN_PARTSEG_FUSED=1``.
     """
 
     model_type = "stylegan2"
@@ -67,6 +69,7 @@ class StyleGAN2Config(PreTrainedConfig):
     lr_mlp: float = 0.01
     channels: dict | None = None
     has_latent_avg: bool = False
+    fused_ops: bool = False
 
     def __post_init__(self, **kwargs):
         if not isinstance(self.size, int) or self.size < 4 or self.size & (self.size - 1):
@@ -417,6 +420,10 @@ class StyleGAN2Generator(ResolveBundledMixin, PreTrainedModel):
     def __init__(self, config: StyleGAN2Config):
         super().__init__(config)
         c = config
+        if c.fused_ops:
+            from . import fused
+
+            fused.request("default")
         self.size = c.size
         self.style_dim = c.style_dim
         self.log_size = c.log_size
