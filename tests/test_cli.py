@@ -7,7 +7,8 @@ import pytest
 from gan_partseg.cli import build_parser, main
 
 COMMANDS = ["convert", "train-gan", "export-data", "grid", "fid", "demo", "artifacts", "sample", "train-fewshot",
-            "invert", "make-shots", "evaluate-fewshot", "make-dataset", "train-autoshot"]
+            "invert", "make-shots", "evaluate-fewshot", "make-dataset", "train-autoshot", "import-data", "evaluate",
+            "push"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
