@@ -53,12 +53,19 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true",
                     help="a smoke run: 12 pool, 16 test, 1 draw, 50 training and 20 inversion steps, nothing shipped")
     ap.add_argument("--no-ship", action="store_true")
+    ap.add_argument("--summarize-only", action="store_true",
+                    help="write the JSON, tables and cards from the runs measured so far (no training)")
     args = ap.parse_args()
     if args.quick:
         args.pool, args.n_test, args.draws, args.steps, args.inv_steps = 12, 16, 1, 50, 20
     if args.quick:
         args.work = args.work.rstrip("/") + "-quick"
     work = Path(args.work)
+    if args.summarize_only:
+        timing = work / "inversion_seconds.json"
+        sec = json.loads(timing.read_text())["seconds_per_image"] if timing.exists() else None
+        write_results(list(load_rows(work).values()), args, sec, work)
+        return
     g = StyleGAN2Generator.from_pretrained(GENERATOR).eval()
 
     pool_dir, test_dir = work / "pool", work / "heldout"
@@ -80,11 +87,7 @@ def main() -> None:
     pool, _ = read_shots(pool_dir)
     by_name = {s.name: s for s in pool}
     rows_path = work / "rows.jsonl"
-    done = {}
-    if rows_path.exists():
-        for line in rows_path.read_text().splitlines():
-            r = json.loads(line)
-            done[(r["classes"], r["head"], r["k"], r["draw"])] = r
+    done = load_rows(work)
     print("3/3 training and scoring heads", flush=True)
     jobs = [(c, h, k, d) for c in (10, 3) for h in HEADS for k in (1, 5, 10) for d in range(args.draws)]
     shipped = [(10, "cnn-l", k, 0) for k in (1, 5, 10)]
@@ -124,11 +127,27 @@ def main() -> None:
             save_fewshot(model, ship / f"toyfaces-64-fewshot-10c-{k}shot")
 
 
-    rows = list(done.values())
+    write_results(list(done.values()), args, sec_per_image, work)
+
+
+def load_rows(work: Path) -> dict:
+    done = {}
+    rows_path = work / "rows.jsonl"
+    if rows_path.exists():
+        for line in rows_path.read_text().splitlines():
+            r = json.loads(line)
+            done[(r["classes"], r["head"], r["k"], r["draw"])] = r
+    return done
+
+
+def write_results(rows: list[dict], args, sec_per_image, work: Path) -> None:
+    """fewshot.json, the docs/results.md tables and the cards, from the rows measured so far."""
+    total = 2 * len(HEADS) * 3 * args.draws
     summary = summarize(rows)
     meta = {"generator": GENERATOR, "pool": args.pool, "n_test": args.n_test, "draws": args.draws,
             "steps": args.steps, "inversion": {**DEFAULTS, "steps": args.inv_steps}, "inversion_seconds_per_image": sec_per_image,
-            "metric": "weighted IoU (background included), mean over held-out images; mean and std over draws"}
+            "metric": "weighted IoU (background included), mean over held-out images; mean and std over draws",
+            "runs_done": len(rows), "runs_total": total, "complete": len(rows) == total}
     out = {"meta": meta, "summary": summary, "rows": rows}
     if args.quick:  # a smoke run never touches the documented results
         atomic_write_text(work / "fewshot.json", json.dumps(out, indent=2))
@@ -183,14 +202,18 @@ def write_markdown(summary: list[dict], meta: dict) -> None:
              "Weighted IoU rewards the large classes: with background included, a head that predicts only "
              "background already scores high in the 3-class task, so read the mean IoU beside it.",
              "", "Reproduce: `python scripts/fewshot_results.py`", ""]
+    if not meta.get("complete", True):
+        lines += [f"**Incomplete: {meta['runs_done']} of {meta['runs_total']} runs measured so far** (\"-\": not yet; "
+                  "[n draw(s)]: fewer draws than planned). Rerun the script to finish: it resumes.", ""]
     for classes in (10, 3):
         lines += [f"### {classes}-class", "", "| head | 1-shot | 5-shot | 10-shot |", "|---|---|---|---|"]
         for head in HEADS:
             cells = []
             for k in (1, 5, 10):
                 r = next((s for s in summary if (s["classes"], s["head"], s["k"]) == (classes, head, k)), None)
+                partial = "" if r is None or r["draws"] == meta["draws"] else f" [{r['draws']} draw(s)]"
                 cells.append("-" if r is None else f"{100 * r['weighted_iou_mean']:.1f} ± {100 * r['weighted_iou_std']:.1f}"
-                             f" ({100 * r['mean_iou_mean']:.1f} ± {100 * r['mean_iou_std']:.1f})")
+                             f" ({100 * r['mean_iou_mean']:.1f} ± {100 * r['mean_iou_std']:.1f}){partial}")
             lines.append(f"| {head} | " + " | ".join(cells) + " |")
         lines.append("")
     section = "\n".join(lines)

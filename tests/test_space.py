@@ -129,8 +129,11 @@ def test_app_on_loopback_with_gradio_client(tmp_path):
         (tmp_path / "x.txt").write_text("hello")
         with pytest.raises(Exception, match="not an image"):
             client.predict(handle_file(str(tmp_path / "x.txt")), False, 100, api_name="/segment")
-        # the app is still up after the error
-        again = client.predict(8, 0.8, "10 classes", api_name="/generate")
-        assert Path(again[0]).exists()
+        # the app is still up after the error, and the queue serves several users at once
+        jobs = [Client(f"http://127.0.0.1:{port}/", verbose=False).submit(s, 0.8, "10 classes", api_name="/generate")
+                for s in (8, 9, 10)]
+        results = [j.result(timeout=120) for j in jobs]
+        assert all(Path(r[0]).exists() for r in results)
+        assert not np.array_equal(np.asarray(Image.open(results[0][0])), np.asarray(Image.open(results[1][0])))
     finally:
         demo.close()
