@@ -135,7 +135,10 @@ class AutoShotSegmenter(ResolveBundledMixin, PreTrainedModel):
                 return torch.cat(outs).cpu()
             single = not isinstance(images, (list, tuple))
             items = [images] if single else list(images)
-            proc = AutoShotImageProcessor(size={"height": self.config.image_size, "width": self.config.image_size})
+            proc = self.__dict__.get("_processor")
+            if proc is None:  # built once: segment() is the millisecond path
+                proc = AutoShotImageProcessor(size={"height": self.config.image_size, "width": self.config.image_size})
+                self.__dict__["_processor"] = proc
             results = []
             for i in range(0, len(items), batch_size):
                 chunk = items[i: i + batch_size]

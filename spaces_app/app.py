@@ -361,7 +361,8 @@ def build_demo() -> gr.Blocks:
             dl_shots.click(download_shots, [state], [file_out], api_name="download_shots")
 
         with gr.Tab("Your image"):
-            up = gr.Image(type="filepath", label="your image (PNG / JPEG, up to 16 MP)", sources=["upload"])
+            # a File, not an Image: every upload reaches open_upload, which names what is wrong with it
+            up = gr.File(type="filepath", label="your image (PNG / JPEG / WebP, up to 16 MP)")
             with gr.Row():
                 slow = gr.Checkbox(False, label="also segment through GAN inversion (slow)")
                 inv_steps = gr.Slider(20, 300, value=100, step=10, label="inversion steps")
