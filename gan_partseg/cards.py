@@ -84,7 +84,8 @@ the rendered distribution. It is not a model of real faces; use a converted FFHQ
     return ModelCard(content)
 
 
-def _iou_table(rows: dict, labels: dict[str, str], classes: list[str]) -> str:
+def iou_table(rows: dict, labels: dict[str, str], classes: list[str]) -> str:
+    """A markdown table: one row per entry of ``rows`` ({weighted_iou, mean_iou, per_class_iou}), IoU x 100."""
     lines = ["| model | weighted IoU | mean IoU | " + " | ".join(classes) + " |", "|" + "---|" * (3 + len(classes))]
     for key, r in rows.items():
         cells = ["-" if r["per_class_iou"].get(c) is None else f"{100 * r['per_class_iou'][c]:.1f}" for c in classes]
@@ -201,7 +202,7 @@ def autoshot_card(name: str, results: dict | None = None, config: dict | None = 
               "untrained_generator_10shot": "10-shot head on an untrained generator"}
     if rows:
         figures = (f"Test set: {meta['test']} (rendered faces that no training saw), IoU x 100:\n\n"
-                   + _iou_table(rows, labels, classes)
+                   + iou_table(rows, labels, classes)
                    + "\n\nLatency: `benchmarks/results/realimage_latency.md`.")
     elif training:
         figures = (f"Best validation weighted IoU during training: {training.get('best_val_weighted_iou')}. "
@@ -224,8 +225,9 @@ from gan_partseg import AutoShotSegmenter
 seg = AutoShotSegmenter.from_pretrained("{name}")
 labels = seg.segment(image)   # PIL image or (H, W, 3) uint8 -> (H, W) class ids
 
-from transformers import pipeline   # after `import gan_partseg`
-parts = pipeline("image-segmentation", model=seg, image_processor=...)(image)
+import gan_partseg                   # registers the model type with transformers
+from transformers import pipeline
+parts = pipeline("image-segmentation", model="path/to/{name}")(image)   # one mask per present part
 ```
 
 ## Results

@@ -380,7 +380,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Sample the generator, segment its samples with the few-shot segmenter, "
                                    "segment held-out rendered faces with the auto-shot U-Net and through inversion, "
                                    "write overlays and a metrics table. --retrain redoes every stage from the "
-                                   "generator first (about 10 minutes on 2 cores).")
+                                   "generator first.")
     p.add_argument("--out", default="demo_out")
     p.add_argument("--generator", default="toyfaces-64")
     p.add_argument("--fewshot", default="toyfaces-64-fewshot-10c-10shot", help="few-shot segmenter")

@@ -28,7 +28,7 @@ import collections
 import copyreg
 import io
 import os
-import pickle
+import pickle  # only for _RestrictedUnpickler: reached by `convert nvidia` alone, never on a default path
 import re
 from pathlib import Path
 from typing import Any, Mapping

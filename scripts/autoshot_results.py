@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from gan_partseg.cards import iou_table
 from gan_partseg.data import HELD_OUT_SEEDS, TRAIN_SEEDS, render_batch
 from gan_partseg.data.export import export_hf_dataset
 from gan_partseg.fewshot import FewShotSegmenter
@@ -177,7 +178,6 @@ LABELS = {"fewshot_10shot_inversion": "10-shot segmenter through inversion",
 
 
 def markdown(rows: dict, goals: dict, meta: dict) -> str:
-    head = "| model | weighted IoU | mean IoU | " + " | ".join(CLASSES_10) + " |"
     lines = ["## Auto-shot vs few-shot (Table 2 counterpart)", "",
              f"Test: the first {meta['n_test']} held-out rendered faces, 10 classes; IoU x 100. The auto-shot and "
              f"supervised U-Nets (widths {meta['unet_widths']}, {meta['epochs']} epochs, best epoch by validation on "
@@ -185,12 +185,7 @@ def markdown(rows: dict, goals: dict, meta: dict) -> str:
              f"is `{meta['segmenter']}`; the ablation trains the same head on the same shots inverted into an "
              f"untrained generator ({meta['ablation_inversion_steps']} inversion steps).", "",
              "Reproduce: `python scripts/fewshot_results.py && python scripts/autoshot_results.py`", "",
-             head, "|" + "---|" * (3 + len(CLASSES_10))]
-    for key, r in rows.items():
-        cells = [f"{100 * r['per_class_iou'][c]:.1f}" if r["per_class_iou"].get(c) == r["per_class_iou"].get(c)
-                 and r["per_class_iou"].get(c) is not None else "-" for c in CLASSES_10]
-        lines.append(f"| {LABELS[key]} | {100 * r['weighted_iou']:.1f} | {100 * r['mean_iou']:.1f} | "
-                     + " | ".join(cells) + " |")
+             iou_table(rows, LABELS, list(CLASSES_10))]
     lines += ["", "Goals: auto-shot within 2 points of the 10-shot segmenter: "
               f"**{'met' if goals['autoshot_within_2_points_of_fewshot'] else 'not met'}**; auto-shot at 90% or "
               f"more of the supervised bound: **{'met' if goals['autoshot_at_least_90pct_of_supervised'] else 'not met'}** "
