@@ -3,6 +3,8 @@
 Both answer the same question (the part labels of a held-out rendered face the models never saw):
 
   autoshot            AutoShotSegmenter.segment(PIL image): preprocessing, U-Net, upsampling, argmax
+  autoshot (NCHW)     the same with AutoShotSegmenter.channels_last = False (the layout before it was
+                      made the default), to show what the channels-last path buys
   inversion+head      FewShotSegmenter.segment_images: the default latent optimizer (latent_optimizer.DEFAULTS),
                       then generator features and the head
 
@@ -52,14 +54,20 @@ def main() -> None:
     few = FewShotSegmenter.from_pretrained(args.fewshot).eval()
     images = [render(s, few.generator.config.size)[0] for s in HELD_OUT_SEEDS[: args.n]]
 
-    auto_times = []
-    for arr in images:
-        pil = Image.fromarray(arr)
-        auto.segment(pil)  # warm-up
-        for _ in range(args.repeats):
-            t0 = time.perf_counter()
-            auto.segment(pil)
-            auto_times.append(time.perf_counter() - t0)
+    def time_autoshot(channels_last: bool) -> list[float]:
+        auto.channels_last = channels_last
+        times = []
+        for arr in images:
+            pil = Image.fromarray(arr)
+            auto.segment(pil)  # warm-up
+            for _ in range(args.repeats):
+                t0 = time.perf_counter()
+                auto.segment(pil)
+                times.append(time.perf_counter() - t0)
+        return times
+
+    nchw_times = time_autoshot(False)
+    auto_times = time_autoshot(True)
     inv_times = []
     for arr in images:
         t0 = time.perf_counter()
@@ -68,6 +76,8 @@ def main() -> None:
 
     a, i = statistics.median(auto_times), statistics.median(inv_times)
     rows = [{"method": "autoshot", "model": args.autoshot, "seconds_per_image": a, "runs": len(auto_times)},
+            {"method": "autoshot (NCHW)", "model": args.autoshot, "seconds_per_image": statistics.median(nchw_times),
+             "runs": len(nchw_times)},
             {"method": "inversion+head", "model": args.fewshot, "seconds_per_image": i, "runs": len(inv_times),
              "inversion": inv}]
     result = {"device": "cpu", "threads": torch.get_num_threads(), "machine": platform.processor() or platform.machine(),

@@ -32,7 +32,7 @@ class AutoShotImageProcessor(PilBackend):
         results = []
         for i in range(logits.shape[0]):
             lg = logits[i: i + 1]
-            if target_sizes is not None:
+            if target_sizes is not None and tuple(int(s) for s in target_sizes[i]) != tuple(lg.shape[-2:]):
                 lg = F.interpolate(lg.float(), size=tuple(int(s) for s in target_sizes[i]), mode="bilinear",
                                    align_corners=False)
             results.append(lg.argmax(1)[0].cpu())

@@ -46,6 +46,45 @@ def test_segment_returns_maps_at_each_images_own_size_for_any_mode():
     assert batch.shape == (3, 32, 32)
 
 
+def test_segment_is_the_eval_forward_and_returns_ordinary_tensors():
+    model = tiny_unet().train()  # a model left in training mode: segment() uses eval BN statistics, then restores
+    x = torch.randn(2, 3, 32, 32)
+    maps = model.segment(x)
+    assert model.training
+    with torch.no_grad():
+        expected = model.eval()(x).logits.argmax(1)
+    assert torch.equal(maps, expected)
+    assert not maps.is_inference()
+    maps[maps == 1] = 0  # callers may edit the maps in place (no inference-tensor error)
+    one = model.segment(Image.fromarray(np.zeros((20, 24, 3), np.uint8)))
+    assert not one.is_inference() and one.shape == (20, 24)
+
+
+def test_channels_last_forward_matches_a_plain_nchw_reference():
+    """forward() runs the convolutions channels-last for speed; the maths must be the plain NCHW U-Net."""
+    import torch.nn.functional as F
+
+    model = tiny_unet(widths=(4, 8))
+    x = torch.randn(2, 3, 32, 32)
+
+    def block(b, t):
+        for m in b:
+            t = F.relu(F.batch_norm(t, m.running_mean, m.running_var, m.weight, m.bias)) if isinstance(
+                m, torch.nn.BatchNorm2d) else (F.conv2d(t, m.weight, padding=1) if isinstance(m, torch.nn.Conv2d) else t)
+        return t
+
+    with torch.no_grad():
+        s0 = block(model.down[0], x)
+        s1 = block(model.down[1], F.max_pool2d(s0, 2))
+        up = F.interpolate(s1, size=(32, 32), mode="bilinear", align_corners=False)
+        ref = model.classifier(block(model.up[0], torch.cat([up, s0], 1)))
+        out = model(x).logits
+        model.channels_last = False
+        nchw = model(x).logits
+    torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(nchw, ref, rtol=1e-4, atol=1e-5)
+
+
 def test_transformers_pipeline_returns_one_mask_per_present_part(tmp_path):
     from transformers import pipeline
 
