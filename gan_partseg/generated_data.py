@@ -67,7 +67,10 @@ def _shard_complete(path: Path, expected_rows: int) -> bool:
 
 
 def _describe(segmenter_name: str, segmenter: FewShotSegmenter, n: int, shard_size: int, truncation: float) -> dict:
+    from .hub import weights_fingerprint
+
     return {"format": FORMAT_VERSION, "segmenter": segmenter_name, "generator": segmenter.config.generator,
+            "weights": weights_fingerprint(segmenter, segmenter.generator),
             "n": n, "shard_size": shard_size, "truncation": truncation,
             "id2label": {str(k): v for k, v in segmenter.id2label.items()},
             "image_size": segmenter.config.output_size, "head": segmenter.config.head}
@@ -125,10 +128,14 @@ def make_dataset(segmenter_name: str, out: str | os.PathLike, n: int = 5000, sha
     info_path = out / "dataset.json"
     if info_path.exists():
         existing = json.loads(info_path.read_text())
-        diff = [k for k in ("format", "segmenter", "n", "shard_size", "truncation") if existing.get(k) != description[k]]
+        keys = ("format", "segmenter", "weights", "n", "shard_size", "truncation")
+        diff = [k for k in keys if existing.get(k) != description[k]]
         if diff:
-            raise ValueError(f"{out} holds another data set ({', '.join(f'{k}={existing.get(k)!r}' for k in diff)}); "
-                             "use a new --out folder, or the same settings to resume it")
+            why = ", ".join(f"{k}={existing.get(k)!r} (now {description[k]!r})" for k in diff)
+            hint = (" The segmenter or its generator has other weights than the ones that began it"
+                    " (re-trained under the same name?)." if "weights" in diff else "")
+            raise ValueError(f"{out} holds another data set: {why}.{hint} Use a new --out folder, or the same "
+                             "settings and weights to resume it")
     elif out.exists() and any(out.iterdir()):
         raise ValueError(f"{out} is not empty and holds no dataset.json: choose a new --out folder")
     accelerator.wait_for_everyone()

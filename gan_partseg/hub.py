@@ -50,6 +50,27 @@ KINDS = {
 }
 
 
+def weights_fingerprint(*models) -> str:
+    """A short hash (16 hex digits) of the models' weights and buffers, in order.
+
+    Identifies *which* weights made a cache or a generated data set, where names cannot: a re-trained
+    generator shipped under the same name gets a new fingerprint. Hashes every state-dict entry's
+    name, dtype, shape and bytes (about 0.3 s for a 1024 px config-f generator).
+    """
+    import hashlib
+
+    import torch
+
+    digest = hashlib.sha256()
+    for model in models:
+        for name, tensor in sorted(model.state_dict().items()):
+            t = tensor.detach().to("cpu").contiguous()
+            digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+            digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+        digest.update(b"||")
+    return digest.hexdigest()[:16]
+
+
 def check_model_type(cls, path: str, subfolder: str = "") -> None:
     """Refuse a local model folder of another kind, naming both kinds (transformers would only warn)."""
     config = Path(path) / subfolder / "config.json"

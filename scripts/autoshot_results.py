@@ -47,6 +47,7 @@ from gan_partseg.training.autoshot import TrainAutoShotConfig, save_autoshot, tr
 from gan_partseg.training.fewshot import TrainFewShotConfig, train_fewshot
 from gan_partseg.unet import AutoShotSegmenter
 from make_cards import write_cards
+from results_cache import claim_cache
 
 ROOT = Path(__file__).resolve().parents[1]
 SEGMENTER = "toyfaces-64-fewshot-10c-10shot"
@@ -80,12 +81,11 @@ def main() -> None:
     if args.quick:
         args.n, args.n_test, args.epochs, args.ablation_inv_steps = 64, 16, 1, 10
         args.work = args.work.rstrip("/") + "-quick"
-    work = Path(args.work)
-    work.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
 
     seg = FewShotSegmenter.from_pretrained(args.segmenter).eval()
     g = seg.generator
+    work = claim_cache(Path(args.work), segmenter=seg, generator=g)  # other weights: the old cache moves aside
     test_seeds = list(HELD_OUT_SEEDS[: args.n_test])
     images_u8, truth = render_batch(test_seeds, g.config.size)
 
@@ -129,7 +129,7 @@ def main() -> None:
 
     print("5/5 scoring the test faces", flush=True)
     names = [f"{s:07d}" for s in test_seeds]
-    heldout = Path(args.heldout_cache)
+    heldout = claim_cache(Path(args.heldout_cache), generator=g)
     t0 = time.time()
     sec = invert_rendered(g, seg.config.generator, test_seeds, heldout, with_labels=False)
     if not np.isnan(sec):

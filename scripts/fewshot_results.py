@@ -2,7 +2,8 @@
 
     python scripts/fewshot_results.py [--quick] [--work runs/results]
 
-Steps, each cached under --work so an interrupted run resumes where it stopped:
+Steps, each cached under --work so an interrupted run resumes where it stopped (the cache is
+stamped with the generator's weights fingerprint; made with other weights, it is moved aside):
 
 1. pool: render POOL training faces (seeds from TRAIN_SEEDS after the GAN's images), invert each
    (the default latent optimizer) and write them as shots with their true labels;
@@ -35,6 +36,7 @@ from gan_partseg.pipelines import invert_rendered
 from gan_partseg.shots import read_latents, read_shots, write_id2label
 from gan_partseg.training.fewshot import TrainFewShotConfig, save_fewshot, train_fewshot
 from make_cards import write_cards
+from results_cache import claim_cache
 
 ROOT = Path(__file__).resolve().parents[1]
 GENERATOR = "toyfaces-64"
@@ -67,8 +69,9 @@ def main() -> None:
         write_results(list(load_rows(work).values()), args, sec, work)
         return
     g = StyleGAN2Generator.from_pretrained(GENERATOR).eval()
+    claim_cache(work, generator=g)  # a re-trained generator never resumes the old generator's rows
 
-    pool_dir, test_dir = work / "pool", work / "heldout"
+    pool_dir, test_dir = work / "pool", claim_cache(work / "heldout", generator=g)  # autoshot_results reads it
     pool_seeds = list(POOL_SEEDS[: args.pool])
     test_seeds = list(HELD_OUT_SEEDS[: args.n_test])
     print("1/3 inverting the shot pool", flush=True)

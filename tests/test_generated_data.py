@@ -65,6 +65,36 @@ def test_output_folder_of_another_dataset_is_refused(segmenter_dir, tmp_path):
         make_dataset(segmenter_dir, tmp_path / "other", n=4, progress=False)
 
 
+def test_resume_with_retrained_weights_under_the_same_name_is_refused(segmenter_dir, tmp_path):
+    """A generator re-trained and saved under the same folder must not extend a data set its old weights began."""
+    from gan_partseg.models.stylegan2 import StyleGAN2Generator
+
+    out = make_dataset(segmenter_dir, tmp_path / "ds", n=8, shard_size=4, progress=False)
+    stamp = shard_path(out, 0, 2).stat().st_mtime_ns
+    gen_dir = tmp_path / "gen"
+    g = StyleGAN2Generator.from_pretrained(gen_dir)
+    with torch.no_grad():
+        g.input.input.add_(0.1)
+    g.save_pretrained(gen_dir)
+    with pytest.raises(ValueError, match="holds another data set: weights=.*re-trained under the same name"):
+        make_dataset(segmenter_dir, out, n=8, shard_size=4, progress=False)
+    assert shard_path(out, 0, 2).stat().st_mtime_ns == stamp
+
+
+def test_weights_fingerprint_follows_the_weights_not_the_object(tiny_generator):
+    import copy
+
+    from gan_partseg.hub import weights_fingerprint
+
+    twin = copy.deepcopy(tiny_generator)
+    assert weights_fingerprint(twin) == weights_fingerprint(tiny_generator)
+    assert len(weights_fingerprint(tiny_generator)) == 16
+    with torch.no_grad():
+        next(twin.parameters()).view(-1)[0] += 1e-6
+    assert weights_fingerprint(twin) != weights_fingerprint(tiny_generator)
+    assert weights_fingerprint(tiny_generator, twin) != weights_fingerprint(twin, tiny_generator)  # order counts
+
+
 def test_two_processes_cover_each_seed_once(segmenter_dir, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2",
