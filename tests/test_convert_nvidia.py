@@ -1,9 +1,11 @@
 """NVIDIA stylegan2-ada-pytorch pickles: built here with the real structure, read without running code."""
 
 import collections
+import os
 import pickle
 import sys
 import types
+from pathlib import Path
 
 import pytest
 import torch
@@ -170,3 +172,19 @@ def test_other_architectures_are_named(fake_persistence, tmp_path):
     with pytest.raises(CheckpointError, match="not a StyleGAN2 generator|StyleGAN3"):
         convert_nvidia(tmp_path / "sg3.pkl", tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_restricted_unpickler_is_off_every_default_path(tmp_path):
+    """The package, its CLI, demo, hub entry points and loaders never import the pickle reader; only
+    `gan-partseg convert nvidia` does. A fresh interpreter, so nothing this test session imported counts."""
+    import subprocess
+
+    code = ("import sys, gan_partseg, gan_partseg.cli, gan_partseg.demo, gan_partseg.convert, hubconf\n"
+            "from gan_partseg import StyleGAN2Generator\n"
+            "StyleGAN2Generator.from_pretrained('toyfaces-64')\n"
+            "print('gan_partseg.convert_nvidia' in sys.modules)\n")
+    root = Path(__file__).resolve().parents[1]
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, timeout=120,
+                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.strip().splitlines()[-1] == "False"
