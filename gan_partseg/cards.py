@@ -7,11 +7,13 @@ from pathlib import Path
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 
-def generator_card(name: str, config: dict, training: dict, quality: dict | None, sample_image: str | None) -> ModelCard:
+def generator_card(name: str, config: dict, training: dict, quality: dict | None, sample_image: str | None,
+                   parts_image: str | None = None) -> ModelCard:
     """The card of a StyleGAN2 generator trained on toy faces.
 
     config: the generator config (dict); training: train_config plus ``steps_done``,
-    ``kimg``, ``wall_minutes``, ``seconds_per_step``; quality: the ``fd_report`` dict.
+    ``kimg``, ``wall_minutes``, ``seconds_per_step``; quality: the ``fd_report`` dict, optionally with
+    ``fd_yardsticks`` ({changed-renders name: FD}) and ``parts`` (``part_presence_report``); parts_image: its bar chart, shown under the table.
     """
     data = ModelCardData(
         license="apache-2.0",
@@ -28,9 +30,17 @@ def generator_card(name: str, config: dict, training: dict, quality: dict | None
             f"| **{name} vs rendered** | **{q['fd_generator_vs_rendered']:.2f}** |\n"
             + (f"| untrained generator vs rendered (ceiling) | {q['fd_untrained_vs_rendered']:.2f} |\n"
                if "fd_untrained_vs_rendered" in q else "")
+            + "".join(f"| yardstick: rendered, {name} | {value:.2f} |\n"
+                      for name, value in q.get("fd_yardsticks", {}).items())
             + f"\n{q['n_images']} images per set; {q['features']}. "
-            "Held-out rendered faces are the reference set; the floor compares them with other rendered faces.\n"
+            "Held-out rendered faces are the reference set; the floor compares them with other rendered faces."
+            + (" The yardsticks (`scripts/fd_sensitivity.py`) are other rendered faces changed as named: the figure "
+               "is very sensitive to sharpness and fine texture." if q.get("fd_yardsticks") else "") + "\n"
         )
+    if q.get("parts"):
+        quality_rows += "\n" + parts_table(q["parts"], q.get("parts_n_images", q["n_images"]))
+        if parts_image:
+            quality_rows += f"\n![part presence]({parts_image})\n"
     channels = ", ".join(f"{k}: {v}" for k, v in sorted(config["channels"].items(), key=lambda kv: int(kv[0])))
     sample = f"![samples]({sample_image})\n\n" if sample_image else ""
     t = training
@@ -82,6 +92,20 @@ the rendered distribution. It is not a model of real faces; use a converted FFHQ
 (`gan-partseg convert rosinality`) for real images.
 """
     return ModelCard(content)
+
+
+def parts_table(parts: dict, n_images: int) -> str:
+    """Markdown: how often each part shows up in generated samples vs rendered faces (``part_presence_report``)."""
+    lines = ["Does it draw every part? A part detector (a U-Net trained on rendered faces with their true labels, "
+             "`scripts/part_detector.py`) labels generated samples and held-out rendered faces; the share of images "
+             f"in which each part shows up ({n_images} of each):", "",
+             "| part | generated | rendered (detected) | rendered (true) | generated / rendered | detector IoU |",
+             "|---|---|---|---|---|---|"]
+    for name, p in parts.items():
+        iou = "-" if p["detector_iou"] is None else f"{100 * p['detector_iou']:.1f}"
+        lines.append(f"| {name} | {100 * p['generated_present']:.1f}% | {100 * p['rendered_present']:.1f}% | "
+                     f"{100 * p['true_present']:.1f}% | {p['ratio']:.2f} | {iou} |")
+    return "\n".join(lines) + "\n"
 
 
 def iou_table(rows: dict, labels: dict[str, str], classes: list[str]) -> str:

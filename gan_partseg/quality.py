@@ -9,6 +9,11 @@ resized to 224 px (bilinear) and normalised with the ImageNet mean / std.
 The figure is "FD-Lite0": the formula of FID on other features, so compare it
 only with itself (e.g. rendered-vs-rendered as the floor, an untrained
 generator as the ceiling), with the same number of images.
+
+A second figure asks whether samples draw every part: ``part_presence_report``
+runs a part detector (a U-Net trained on rendered faces with their true labels)
+over generated samples and over held-out rendered faces, and compares how often
+each part shows up.
 """
 
 from __future__ import annotations
@@ -133,3 +138,60 @@ def fd_report(generator, n: int = 2000, seed: int = 0, untrained_factory: Callab
         report["fd_untrained_vs_rendered"] = frechet_distance(
             *feature_stats(generated_batches(untrained, n, batch, seed), feats, nb, "untrained"), *ref)
     return report
+
+
+def part_presence(labels: torch.Tensor, n_classes: int, min_pixels: int = 4) -> dict[str, list[float]]:
+    """How often each class shows up in label maps (N, H, W) of ids in [0, n_classes).
+
+    Returns ``present`` (per class: the fraction of maps holding at least ``min_pixels`` of it, in [0, 1])
+    and ``area`` (per class: its mean share of the pixels, in [0, 1]).
+    """
+    if labels.dim() != 3:
+        raise ValueError(f"labels must be (N, H, W), got shape {tuple(labels.shape)}")
+    flat = labels.flatten(1)
+    counts = torch.stack([(flat == c).sum(1) for c in range(n_classes)], 1)  # (N, C)
+    return {"present": (counts >= min_pixels).float().mean(0).tolist(),
+            "area": (counts.float() / flat.shape[1]).mean(0).tolist()}
+
+
+@torch.no_grad()
+def part_presence_report(generator, detector, n: int = 2000, seed: int = 0, batch: int = 50,
+                         min_pixels: int = 4) -> dict:
+    """Does the generator draw every part as often as the renderer does?
+
+    ``detector``: an ``AutoShotSegmenter`` trained on rendered faces (true labels) in the 10-class schema.
+    Per part: how often it is present (at least ``min_pixels`` pixels) and its mean area, in the detector's
+    labels of ``n`` generated samples (same latents as ``fd_report``), in its labels of the first ``n``
+    held-out rendered faces, and in those faces' true labels; ``ratio`` = generated / rendered detected
+    presence (1.0: drawn as often as rendered). ``detector_iou``: the detector's per-part IoU on the
+    rendered faces, to read its figures by.
+    """
+    from .data import HELD_OUT_SEEDS, render_batch
+    from .io import uint8_to_tensor
+    from .metrics import SegmentationMetrics
+
+    names = [detector.config.id2label[i] for i in range(len(detector.config.id2label))]
+    c = len(names)
+    size = generator.config.size
+    gen_maps = torch.cat([detector.segment(b) for b in tqdm(generated_batches(generator, n, batch, seed),
+                                                            total=(n + batch - 1) // batch, desc="parts: generated",
+                                                            leave=False)])
+    det_maps, true_maps = [], []
+    seeds = list(HELD_OUT_SEEDS[:n])
+    for i in tqdm(range(0, n, batch), desc="parts: rendered", leave=False):
+        images, labels = render_batch(seeds[i: i + batch], size)
+        det_maps.append(detector.segment(uint8_to_tensor(images)))
+        true_maps.append(torch.from_numpy(labels.astype(np.int64)))
+    det_maps, true_maps = torch.cat(det_maps), torch.cat(true_maps)
+    metrics = SegmentationMetrics(c, class_names=names)
+    metrics.update(det_maps, true_maps)
+    iou = metrics.compute()["per_class_iou"]
+    gen, det, true = (part_presence(m, c, min_pixels) for m in (gen_maps, det_maps, true_maps))
+    parts = {}
+    for i, name in enumerate(names):
+        parts[name] = {"generated_present": gen["present"][i], "rendered_present": det["present"][i],
+                       "true_present": true["present"][i], "generated_area": gen["area"][i],
+                       "rendered_area": det["area"][i], "true_area": true["area"][i],
+                       "ratio": gen["present"][i] / max(det["present"][i], 1e-8),
+                       "detector_iou": iou[name]}
+    return {"n_images": n, "min_pixels": min_pixels, "parts": parts}

@@ -1,4 +1,4 @@
-"""Pictures people would rather look at than read: sample grids and feature PCA maps."""
+"""Pictures people would rather look at than read: sample grids, feature PCA maps, bar charts."""
 
 from __future__ import annotations
 
@@ -100,3 +100,51 @@ def comparison_rows(columns: Sequence[np.ndarray], n_classes: int, scale: int = 
                 tiles.append(colorize(col[i], n_classes))
     grid = make_grid(np.stack(tiles), ncol=len(columns))
     return upscale(grid, scale) if scale > 1 else grid
+
+
+BAR_COLOURS = ((66, 114, 196), (237, 125, 49), (112, 173, 71), (165, 165, 165))
+
+
+def bar_chart(categories: Sequence[str], series: Mapping[str, Sequence[float | None]], title: str = "",
+              vmax: float = 1.0, bar: int = 12, width: int = 260) -> np.ndarray:
+    """Horizontal grouped bars: one group per category, one bar per series (up to 4), values in [0, vmax].
+
+    ``series``: name -> one value per category (None draws no bar, "n/a"). Each bar is labelled with its
+    value; a key of the series sits under the title. Returns (H, W, 3) uint8 on white.
+    """
+    from PIL import Image, ImageDraw, ImageFont
+
+    if not series or len(series) > len(BAR_COLOURS):
+        raise ValueError(f"bar_chart draws 1 to {len(BAR_COLOURS)} series, got {len(series)}")
+    for name, values in series.items():
+        if len(values) != len(categories):
+            raise ValueError(f"series {name!r} has {len(values)} values for {len(categories)} categories")
+    font = ImageFont.load_default()
+    left = 8 + max(int(font.getlength(c)) for c in categories)
+    line = 12
+    top = 6 + (line if title else 0) + line + 4
+    group = bar * len(series) + 6
+    canvas = Image.new("RGB", (left + width + 50, top + group * len(categories) + 6), "white")
+    draw = ImageDraw.Draw(canvas)
+    if title:
+        draw.text((6, 4), title, fill=(0, 0, 0), font=font)
+    x = 6
+    for colour, name in zip(BAR_COLOURS, series):
+        y = top - line - 2
+        draw.rectangle([x, y + 2, x + 8, y + 10], fill=colour)
+        draw.text((x + 12, y), name, fill=(0, 0, 0), font=font)
+        x += 12 + int(font.getlength(name)) + 14
+    for i, cat in enumerate(categories):
+        y0 = top + i * group
+        draw.text((4, y0 + (group - 6) // 2 - 5), cat, fill=(0, 0, 0), font=font)
+        for j, (colour, values) in enumerate(zip(BAR_COLOURS, series.values())):
+            y = y0 + j * bar
+            v = values[i]
+            if v is None:
+                draw.text((left + 2, y), "n/a", fill=(120, 120, 120), font=font)
+                continue
+            length = int(round(width * min(max(float(v) / vmax, 0.0), 1.0)))
+            draw.rectangle([left, y, left + max(length, 1), y + bar - 2], fill=colour)
+            draw.text((left + length + 3, y), f"{v:.2f}", fill=(60, 60, 60), font=font)
+    draw.line([left, top - 2, left, top + group * len(categories)], fill=(0, 0, 0))
+    return np.asarray(canvas)

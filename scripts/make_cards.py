@@ -36,6 +36,9 @@ def write_cards(verbose: bool = True) -> list[str]:
 
             run = ROOT / "runs" / name
             quality = _load(f"{name}.json")
+            yardsticks = _load("fd-sensitivity.json")
+            if quality and yardsticks and yardsticks["n_images"] == quality["n_images"]:
+                quality["fd_yardsticks"] = {k: v for k, v in yardsticks["fd_lite0"].items() if k != "rendered (floor)"}
             info, _ = training_summary(run, upto_step=quality.get("step") if quality else None)
             training = {**json.loads((folder / "train_config.json").read_text()), **info}
             from gan_partseg import StyleGAN2Discriminator, StyleGAN2Generator
@@ -44,8 +47,11 @@ def write_cards(verbose: bool = True) -> list[str]:
             d = StyleGAN2Discriminator.from_pretrained(name, subfolder="discriminator")
             training["g_params_m"] = round(sum(p.numel() for p in g.parameters()) / 1e6, 2)
             training["d_params_m"] = round(sum(p.numel() for p in d.parameters()) / 1e6, 2)
-            generator_card(name, config, training, quality, "samples.png").save(folder / "README.md")
-            generator_card(name, config, training, quality, f"{name}-samples.png").save(CARDS / f"{name}.md")
+            parts = (folder / "parts.png").exists()
+            generator_card(name, config, training, quality, "samples.png",
+                           "parts.png" if parts else None).save(folder / "README.md")
+            generator_card(name, config, training, quality, f"{name}-samples.png",
+                           f"{name}-parts.png" if parts else None).save(CARDS / f"{name}.md")
         elif "-fewshot-" in name:
             training = json.loads((folder / "training.json").read_text()) if (folder / "training.json").exists() else None
             results = None

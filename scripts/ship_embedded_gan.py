@@ -2,6 +2,7 @@
 
     python scripts/ship_embedded_gan.py [--run runs/toyfaces-64] [--n-fid 2000] [--no-fid]
     python scripts/ship_embedded_gan.py --evaluate-only   # FD of the newest checkpoint, ships nothing
+    python scripts/ship_embedded_gan.py --evaluate-only --checkpoint runs/toyfaces-64/checkpoints/step_00007250
 
 Writes gan_partseg/artifacts/toyfaces-64/ (generator + discriminator/ + README.md),
 model_cards/toyfaces-64.md and its sample grid, docs/results/toyfaces-64.json
@@ -12,6 +13,9 @@ scripts/run_results.sh afterwards (its caches notice the new weights and start a
 --evaluate-only measures the newest checkpoint (generator vs rendered, beside the floor) into
 RUN/quality/step_NNNNNNNN.json and a sample grid beside it, touching nothing shipped: to decide
 whether a longer run is worth re-shipping.
+
+Both also measure part presence: how often each part shows up in generated samples vs rendered faces,
+by the part detector of scripts/part_detector.py (train it once first), as a table and a bar chart.
 """
 
 from __future__ import annotations
@@ -26,9 +30,10 @@ import torch
 from gan_partseg.hub import ARTIFACTS_DIR, save_pretrained_atomic
 from gan_partseg.io import atomic_write_text, make_grid, save_image, tensor_to_uint8, upscale
 from gan_partseg.models.stylegan2 import StyleGAN2Generator
-from gan_partseg.quality import fd_report
+from gan_partseg.quality import fd_report, part_presence_report
 from gan_partseg.training.gan import load_run_config, models_from_checkpoint, training_summary
 from make_cards import write_cards
+from part_detector import load_part_detector, presence_chart
 
 ROOT = Path(__file__).resolve().parents[1]
 NAME = "toyfaces-64"
@@ -38,15 +43,25 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", default=str(ROOT / "runs" / NAME))
     ap.add_argument("--n-fid", type=int, default=2000)
-    ap.add_argument("--no-fid", action="store_true")
+    ap.add_argument("--no-fid", action="store_true", help="skip the FD (with --evaluate-only: keep the FD already "
+                    "measured for that step and add part presence)")
     ap.add_argument("--evaluate-only", action="store_true", help="measure the newest checkpoint; ship nothing")
+    ap.add_argument("--parts-shipped", action="store_true",
+                    help="add part presence of the shipped generator to its quality figures and card; ship nothing")
+    ap.add_argument("--checkpoint", help="with --evaluate-only: this checkpoint folder instead of the newest")
     args = ap.parse_args()
     run = Path(args.run)
+    if args.checkpoint and not args.evaluate_only:
+        raise SystemExit("--checkpoint goes with --evaluate-only (shipping takes the newest checkpoint)")
 
+    detector = load_part_detector()
+    if args.parts_shipped:
+        measure_shipped_parts(detector, args.n_fid)
+        return
     cfg = load_run_config(run)
-    g_ema, disc, step = models_from_checkpoint(run)
+    g_ema, disc, step = models_from_checkpoint(run, Path(args.checkpoint) if args.checkpoint else None)
     if args.evaluate_only:
-        evaluate_checkpoint(run, g_ema, step, cfg.style_dim, args.n_fid)
+        evaluate_checkpoint(run, g_ema, step, cfg.style_dim, args.n_fid, detector, fid=not args.no_fid)
         return
     out = ARTIFACTS_DIR / NAME
     save_pretrained_atomic(g_ema, out)
@@ -62,7 +77,8 @@ def main() -> None:
     quality = None
     if not args.no_fid:
         quality = fd_report(g_ema, n=args.n_fid, untrained_factory=lambda: StyleGAN2Generator(g_ema.config))
-        quality["step"] = step
+        quality.update(step=step, **measure_parts(g_ema, detector, args.n_fid, f"{NAME} step {step}",
+                                                 cards / f"{NAME}-parts.png", out / "parts.png"))
         atomic_write_text(results / f"{NAME}.json", json.dumps(quality, indent=2))
         print(json.dumps(quality, indent=2))
     elif (results / f"{NAME}.json").exists():
@@ -84,13 +100,43 @@ def sample_grid(g_ema, style_dim: int):
     return make_grid(tensor_to_uint8(imgs), ncol=8)
 
 
-def evaluate_checkpoint(run: Path, g_ema, step: int, style_dim: int, n: int) -> None:
+def measure_parts(g_ema, detector, n: int, title: str, *charts: Path) -> dict:
+    """Part presence of ``g_ema`` (``part_presence_report``), its bar chart written to each of ``charts``."""
+    report = part_presence_report(g_ema, detector, n=n)
+    chart = presence_chart(report["parts"], f"share of images showing each part: {title}")
+    for path in charts:
+        save_image(path, chart)
+    return {"parts": report["parts"], "parts_n_images": report["n_images"], "parts_min_pixels": report["min_pixels"]}
+
+
+def measure_shipped_parts(detector, n: int) -> None:
+    """Part presence of the bundled generator, merged into docs/results/NAME.json; cards rewritten."""
+    path = ROOT / "docs" / "results" / f"{NAME}.json"
+    quality = json.loads(path.read_text())
+    g = StyleGAN2Generator.from_pretrained(NAME).eval()
+    quality.update(measure_parts(g, detector, n, f"{NAME} step {quality['step']}",
+                                 ROOT / "model_cards" / f"{NAME}-parts.png", ARTIFACTS_DIR / NAME / "parts.png"))
+    atomic_write_text(path, json.dumps(quality, indent=2))
+    print(json.dumps(quality["parts"], indent=2))
+    write_cards()
+
+
+def evaluate_checkpoint(run: Path, g_ema, step: int, style_dim: int, n: int, detector, fid: bool = True) -> None:
+    """Quality of one checkpoint into RUN/quality/step_N.json (+ samples and part chart); ``fid=False`` keeps the
+    FD figures already there and measures only part presence."""
     out = run / "quality"
-    quality = {**fd_report(g_ema, n=n), "step": step}
-    atomic_write_text(out / f"step_{step:08d}.json", json.dumps(quality, indent=2))
+    path = out / f"step_{step:08d}.json"
+    if fid:
+        quality = {**fd_report(g_ema, n=n), "step": step}
+    elif path.exists():
+        quality = json.loads(path.read_text())
+    else:
+        quality = {"step": step}
+    quality.update(measure_parts(g_ema, detector, n, f"step {step}", out / f"step_{step:08d}-parts.png"))
+    atomic_write_text(path, json.dumps(quality, indent=2))
     save_image(out / f"step_{step:08d}.png", upscale(sample_grid(g_ema, style_dim), 2))
     print(json.dumps(quality, indent=2))
-    print(f"wrote {out}/step_{step:08d}.{{json,png}}; nothing shipped")
+    print(f"wrote {out}/step_{step:08d}.{{json,png}} and step_{step:08d}-parts.png; nothing shipped")
 
 
 if __name__ == "__main__":

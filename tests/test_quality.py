@@ -1,0 +1,96 @@
+"""Quality figures: the Fréchet distance, part presence, and the pictures and card tables that show them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from gan_partseg.cards import generator_card, parts_table
+from gan_partseg.data import HELD_OUT_SEEDS, render_batch
+from gan_partseg.labels import CLASSES_10, id2label
+from gan_partseg.quality import frechet_distance, part_presence, part_presence_report
+from gan_partseg.unet import AutoShotSegmenter, AutoShotSegmenterConfig
+from gan_partseg.visualize import BAR_COLOURS, bar_chart
+
+
+def test_frechet_distance_of_gaussians_with_known_answer():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(50, 6))
+    cov = np.cov(a.T)
+    mu = a.mean(0)
+    assert frechet_distance(mu, cov, mu, cov) == pytest.approx(0.0, abs=1e-8)
+    # diagonal covariances: |mu1 - mu2|^2 + sum (sqrt(s1) - sqrt(s2))^2
+    s1, s2 = np.array([1.0, 4.0, 9.0]), np.array([4.0, 4.0, 1.0])
+    m1, m2 = np.zeros(3), np.array([1.0, 2.0, 0.0])
+    expected = 5.0 + (1 - 2) ** 2 + 0 + (3 - 1) ** 2
+    assert frechet_distance(m1, np.diag(s1), m2, np.diag(s2)) == pytest.approx(expected)
+
+
+def test_part_presence_counts_images_and_areas():
+    maps = torch.zeros(4, 8, 8, dtype=torch.long)
+    maps[0, :2, :2] = 1          # 4 pixels of class 1: present at min_pixels 4
+    maps[1, 0, :3] = 1           # 3 pixels: below the threshold
+    maps[2, :, :] = 2            # class 2 everywhere, class 0 absent
+    out = part_presence(maps, n_classes=4, min_pixels=4)
+    assert out["present"] == pytest.approx([0.75, 0.25, 0.25, 0.0])
+    assert out["area"] == pytest.approx([(60 + 61 + 0 + 64) / 256, (4 + 3) / 256, 64 / 256, 0.0])
+    assert part_presence(maps, 4, min_pixels=1)["present"][1] == pytest.approx(0.5)
+    with pytest.raises(ValueError, match=r"\(N, H, W\)"):
+        part_presence(maps[0], 4)
+
+
+def test_part_presence_report_compares_generated_with_rendered(tiny_generator):
+    torch.manual_seed(0)
+    detector = AutoShotSegmenter(AutoShotSegmenterConfig(widths=[4, 8], image_size=32,
+                                                         id2label=id2label(CLASSES_10))).eval()
+    report = part_presence_report(tiny_generator, detector, n=6, batch=4, min_pixels=2)
+    assert report["n_images"] == 6 and list(report["parts"]) == list(CLASSES_10)
+    _, truth = render_batch(list(HELD_OUT_SEEDS[:6]), 32)
+    true = part_presence(torch.from_numpy(truth.astype(np.int64)), 10, min_pixels=2)["present"]
+    for i, name in enumerate(CLASSES_10):
+        p = report["parts"][name]
+        assert p["true_present"] == pytest.approx(true[i])
+        for key in ("generated_present", "rendered_present", "generated_area", "rendered_area", "true_area"):
+            assert 0.0 <= p[key] <= 1.0
+        if p["rendered_present"] > 0:
+            assert p["ratio"] == pytest.approx(p["generated_present"] / p["rendered_present"])
+    # every rendered face has skin and background, and the untrained detector's IoU is reported per part
+    assert report["parts"]["skin"]["true_present"] == 1.0
+    assert all("detector_iou" in p for p in report["parts"].values())
+
+
+def test_bar_chart_draws_bars_in_proportion_and_checks_its_input():
+    chart = bar_chart(["a", "b"], {"one": [1.0, 0.5], "two": [0.25, None]}, title="t", width=200, bar=10)
+    assert chart.dtype == np.uint8 and chart.ndim == 3
+    blue = np.all(chart == np.array(BAR_COLOURS[0], dtype=np.uint8), axis=-1)
+    orange = np.all(chart == np.array(BAR_COLOURS[1], dtype=np.uint8), axis=-1)
+    # bar lengths follow the values (200, 100, 50 px; the axis line covers their first pixel)
+    blue_rows = sorted({int(r.sum()) for r in blue if r.sum() > 9}, reverse=True)
+    assert blue_rows[:2] == [200, 100]
+    assert max(int(r.sum()) for r in orange) == 50
+    with pytest.raises(ValueError, match="2 categories"):
+        bar_chart(["a", "b"], {"one": [1.0]})
+    with pytest.raises(ValueError, match="1 to 4 series"):
+        bar_chart(["a"], {str(i): [0.5] for i in range(5)})
+
+
+def test_generator_card_shows_fd_and_part_presence():
+    parts = {"eye": {"generated_present": 0.5, "rendered_present": 1.0, "true_present": 1.0, "generated_area": 0.01,
+                     "rendered_area": 0.02, "true_area": 0.02, "ratio": 0.5, "detector_iou": 0.8},
+             "ear": {"generated_present": 0.1, "rendered_present": 0.4, "true_present": 0.5, "generated_area": 0.0,
+                     "rendered_area": 0.01, "true_area": 0.01, "ratio": 0.25, "detector_iou": None}}
+    table = parts_table(parts, 2000)
+    assert "| eye | 50.0% | 100.0% | 100.0% | 0.50 | 80.0 |" in table
+    assert "| ear | 10.0% | 40.0% | 50.0% | 0.25 | - |" in table
+    config = {"size": 64, "style_dim": 128, "n_mlp": 4, "channels": {"4": 8, "8": 8}, "blur_kernel": [1, 3, 3, 1]}
+    training = {"n_images": 100, "r1": 1.0, "d_reg_every": 16, "path_regularize": 0.0, "mixing": 0.9,
+                "augment": "none", "ema_kimg": 10.0, "ema_rampup": 0.05, "lr": 0.002, "batch": 16, "seed": 0,
+                "steps_done": 10, "kimg": 0.16, "wall_minutes": 1.0, "seconds_per_step": 0.5}
+    quality = {"fd_rendered_vs_rendered": 6.9, "fd_generator_vs_rendered": 78.4, "n_images": 2000,
+               "features": "f", "parts": parts, "parts_n_images": 2000}
+    text = str(generator_card("g", config, training, quality, None))
+    assert "**78.40**" in text and "| eye | 50.0% |" in text and "yardstick" not in text
+    with_yardsticks = str(generator_card("g", config, training, {**quality, "fd_yardsticks": {"blur 1 px": 72.5}}, None))
+    assert "| yardstick: rendered, blur 1 px | 72.50 |" in with_yardsticks
+    assert "| eye |" not in str(generator_card("g", config, training, {**quality, "parts": None}, None))
