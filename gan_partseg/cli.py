@@ -229,19 +229,32 @@ def _cmd_make_shots(args) -> None:
           f"train with: gan-partseg train-fewshot --generator {args.generator} --shots {args.out}")
 
 
+def _write_evaluation(result: dict, out: str | None) -> None:
+    """Print the IoU JSON; with ``out``, write it there and a per-class IoU bar chart beside it (OUT stem + .png)."""
+    from .io import atomic_write_text, save_image
+    from .visualize import bar_chart
+
+    result.pop("confusion", None)
+    text = json.dumps(result, indent=2)
+    print(text)
+    if out:
+        atomic_write_text(out, text)
+        names = list(result["per_class_iou"])
+        chart = bar_chart(names, {"IoU": [result["per_class_iou"][n] for n in names]},
+                          title=f"per-class IoU, {result['n_images']} images (weighted {result['weighted_iou']:.3f}, "
+                                f"mean {result['mean_iou']:.3f})")
+        png = save_image(Path(out).with_suffix(".png"), chart)
+        print(f"wrote {out} and {png}")
+
+
 def _cmd_evaluate_fewshot(args) -> None:
     from .fewshot import FewShotSegmenter
-    from .io import atomic_write_text
     from .pipelines import evaluate_fewshot
 
     seg = FewShotSegmenter.from_pretrained(args.segmenter)
     result = evaluate_fewshot(seg, args.images, args.labels, exclude_class=0 if args.no_background else None,
                               **_optimizer_kwargs(args), **_discriminator_if_needed(args, seg.config.generator))
-    result.pop("confusion")
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        atomic_write_text(args.out, text)
+    _write_evaluation(result, args.out)
 
 
 def _cmd_make_dataset(args) -> None:
@@ -278,7 +291,6 @@ def _cmd_import_data(args) -> None:
 
 
 def _cmd_evaluate(args) -> None:
-    from .io import atomic_write_text
     from .pipelines import evaluate_segmenter
 
     kwargs = _optimizer_kwargs(args)
@@ -287,11 +299,7 @@ def _cmd_evaluate(args) -> None:
         raise ValueError("evaluate supports --perceptual lite0, lpips or none")
     result = evaluate_segmenter(args.segmenter, args.data, n=args.n, batch_size=batch_size,
                                 exclude_class=args.exclude_class, **kwargs)
-    result.pop("confusion", None)
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        atomic_write_text(args.out, text)
+    _write_evaluation(result, args.out)
 
 
 def _cmd_push(args) -> None:
@@ -430,7 +438,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--images", required=True)
     p.add_argument("--labels", required=True)
     p.add_argument("--no-background", action="store_true", help="leave background out of the averages")
-    p.add_argument("--out", default=None, help="write the JSON here")
+    p.add_argument("--out", default=None, help="write the JSON here, and a per-class IoU bar chart beside it (.png)")
     _add_optimizer_flags(p)
     p.set_defaults(func=_cmd_evaluate_fewshot)
 
@@ -472,7 +480,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="labelled data set folder")
     p.add_argument("--n", type=int, default=None, help="only the first n images")
     p.add_argument("--exclude-class", type=int, default=None, help="leave this class (e.g. 0) out of the averages")
-    p.add_argument("--out", default=None, help="write the JSON here")
+    p.add_argument("--out", default=None, help="write the JSON here, and a per-class IoU bar chart beside it (.png)")
     _add_optimizer_flags(p)
     p.set_defaults(func=_cmd_evaluate)
 

@@ -130,6 +130,7 @@ def test_make_shots_output_trains_and_evaluate_matches_metrics(noisy_generator, 
                      str(tmp_path / "real" / "images"), "--labels", str(tmp_path / "real" / "labels"),
                      "--steps", "30", "--perceptual", "none", "--out", str(tmp_path / "eval.json")]) == 0
     assert json.loads((tmp_path / "eval.json").read_text())["n_images"] == 2
+    assert Image.open(tmp_path / "eval.png").mode == "RGB"
 
 
 def test_cli_invert_and_bad_folders(noisy_generator, tmp_path, capsys):

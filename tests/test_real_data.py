@@ -175,6 +175,9 @@ def test_evaluate_cli_scores_a_unet_on_an_imported_data_set(celeba, tmp_path, ca
     preds = np.stack([p.numpy() for p in unet.eval().segment(imgs)])
     expected = evaluate_arrays(preds, np.stack([np.asarray(r["label"]) for r in ds]), 4, CLASSES_3)
     assert result["weighted_iou"] == pytest.approx(expected["weighted_iou"]) and result["kind"] == "gan_partseg_autoshot"
+    # and a per-class IoU bar chart beside the JSON, one group of bars per class
+    chart = np.asarray(Image.open(tmp_path / "r.png"))
+    assert chart.ndim == 3 and chart.shape[0] > 12 * len(result["per_class_iou"])
     # the 10-class data set does not fit a 3-class segmenter
     import_celebamask(celeba, tmp_path / "c10", size=24, progress=False)
     with pytest.raises(ValueError, match="evaluate on a data set of the same classes"):
