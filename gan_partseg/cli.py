@@ -15,6 +15,8 @@ FLAG_HELP = {
     "shots": "shots folder: images/, labels/, latents/, id2label.json",
     "generator": "bundled name, model folder or hub id",
     "out": "output folder",
+    "init_from": "start a new run from this checkpoint folder of another run (same architecture; "
+                 "training settings such as --r1 may differ)",
     "output_size": "logit resolution (default: the generator's size)",
     "mixed_precision": "no | fp16 | bf16 (GPUs)",
     "max_minutes": "stop (with a checkpoint) after this many minutes; rerun with --resume to continue",

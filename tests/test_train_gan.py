@@ -51,3 +51,32 @@ def test_resume_with_a_different_config_is_refused_and_nothing_is_overwritten(tm
     assert (ckpt / "model.safetensors").stat().st_mtime_ns == stamp
     with pytest.raises(FileExistsError, match="--resume"):
         train_gan(_cfg(tmp_path / "r", steps=4), resume=False, progress=False)
+
+
+def test_init_from_fine_tunes_another_runs_checkpoint_with_new_settings(tmp_path):
+    source = train_gan(_cfg(tmp_path / "src", steps=2), progress=False)
+    ckpt = checkpoints(source)[-1]
+    # same settings: continuing from the checkpoint in a new folder equals resuming the source run
+    same = train_gan(_cfg(tmp_path / "same", steps=4, init_from=str(ckpt)), progress=False)
+    resumed = train_gan(_cfg(tmp_path / "src", steps=4), progress=False)
+    a, b = _weights(same), _weights(resumed)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    log = [json.loads(line) for line in (same / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [3, 4]
+    # other training settings: allowed, recorded, and they change the outcome
+    tuned = train_gan(_cfg(tmp_path / "tuned", steps=4, init_from=str(ckpt), r1=0.05, lr=0.001), progress=False)
+    assert json.loads((tuned / "train_config.json").read_text())["r1"] == 0.05
+    assert any(not torch.equal(a[k], _weights(tuned)[k]) for k in a)
+    # its own checkpoints win over init_from when it is resumed
+    again = train_gan(_cfg(tmp_path / "tuned", steps=4, init_from=str(ckpt), r1=0.05, lr=0.001), progress=False)
+    assert all(torch.equal(_weights(again)[k], _weights(tuned)[k]) for k in a)
+
+
+def test_init_from_refuses_other_networks_and_non_checkpoints(tmp_path):
+    source = train_gan(_cfg(tmp_path / "src", steps=2), progress=False)
+    ckpt = checkpoints(source)[-1]
+    with pytest.raises(ValueError, match="holds other networks.*style_dim"):
+        train_gan(_cfg(tmp_path / "x", steps=4, style_dim=32, init_from=str(ckpt)), progress=False)
+    with pytest.raises(FileNotFoundError, match="not a complete train-gan checkpoint"):
+        train_gan(_cfg(tmp_path / "y", steps=4, init_from=str(source)), progress=False)
+    assert not (tmp_path / "x" / "checkpoints").exists() and not (tmp_path / "y" / "checkpoints").exists()

@@ -76,10 +76,33 @@ class TrainGANConfig:
     log_every: int = 50
     mixed_precision: str = "no"
     max_minutes: float | None = None
+    init_from: str | None = None
 
 
 MODEL_KEYS = ["size", "style_dim", "n_mlp", "channels", "disc_channels", "n_images", "batch", "lr", "r1",
-              "d_reg_every", "path_regularize", "g_reg_every", "mixing", "augment", "ema_kimg", "seed"]
+              "d_reg_every", "path_regularize", "g_reg_every", "mixing", "augment", "ema_kimg", "seed", "init_from"]
+ARCHITECTURE_KEYS = ["size", "style_dim", "n_mlp", "channels", "disc_channels"]
+"""What ``init_from`` needs to match in the source run: the rest (lr, r1, augmentation, ...) may change."""
+
+
+def check_init_from(cfg: TrainGANConfig) -> Path:
+    """The checkpoint folder ``cfg.init_from`` names, checked to hold the same networks as ``cfg``."""
+    import json
+
+    ckpt = Path(cfg.init_from)
+    if not (ckpt / "DONE").exists():
+        raise FileNotFoundError(f"--init-from {ckpt} is not a complete train-gan checkpoint "
+                                "(a RUN/checkpoints/step_N folder with a DONE file)")
+    source = ckpt.parent.parent / "train_config.json"
+    if not source.exists():
+        raise FileNotFoundError(f"--init-from {ckpt}: no train_config.json in its run folder {ckpt.parent.parent}")
+    saved = json.loads(source.read_text())
+    ours = json.loads(json.dumps({k: getattr(cfg, k) for k in ARCHITECTURE_KEYS}))
+    diff = {k: (saved.get(k), ours[k]) for k in ARCHITECTURE_KEYS if saved.get(k) != ours[k]}
+    if diff:
+        lines = ", ".join(f"{k}: checkpoint has {a!r}, you asked {b!r}" for k, (a, b) in diff.items())
+        raise ValueError(f"--init-from {ckpt} holds other networks ({lines}); use the same architecture settings")
+    return ckpt
 
 
 class TrainState:
@@ -196,8 +219,10 @@ def sample_grid(g_ema: StyleGAN2Generator, cfg: TrainGANConfig, n: int = 32) -> 
 def train_gan(cfg: TrainGANConfig, resume: bool = True, progress: bool = True) -> Path:
     """Train (or resume) a StyleGAN2 run in ``cfg.out``; returns the run folder.
 
-    Resumes from the newest complete checkpoint when one exists (``resume``);
-    stops after ``cfg.steps`` or ``cfg.max_minutes``, saving a checkpoint either way.
+    Resumes from the newest complete checkpoint when one exists (``resume``); a new run with
+    ``cfg.init_from`` (another run's checkpoint folder, same architecture) starts from that checkpoint's
+    networks, EMA, optimizer moments and step, with its own training settings (e.g. a lower ``r1``).
+    Stops after ``cfg.steps`` or ``cfg.max_minutes``, saving a checkpoint either way.
     """
     from accelerate import Accelerator
     from accelerate.utils import DistributedDataParallelKwargs
@@ -234,6 +259,13 @@ def train_gan(cfg: TrainGANConfig, resume: bool = True, progress: bool = True) -
     if existing:
         accelerator.load_state(str(existing[-1]))
         accelerator.print(f"resumed from {existing[-1]} (step {state.step})")
+    elif cfg.init_from:
+        # fine-tune: networks, EMA, optimizer moments and step from another run; this run's own settings
+        accelerator.load_state(str(check_init_from(cfg)))
+        for opt, ratio in ((g_optim, g_ratio), (d_optim, d_ratio)):
+            for group in opt.param_groups:
+                group["lr"], group["betas"] = cfg.lr * ratio, (0.0, 0.99**ratio)
+        accelerator.print(f"initialised from {cfg.init_from} (step {state.step})")
     if accelerator.is_main_process:
         run.mkdir(parents=True, exist_ok=True)
         (run / "samples").mkdir(exist_ok=True)
