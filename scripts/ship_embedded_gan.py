@@ -2,7 +2,7 @@
 
     python scripts/ship_embedded_gan.py [--run runs/toyfaces-64] [--n-fid 2000] [--no-fid]
     python scripts/ship_embedded_gan.py --evaluate-only   # FD of the newest checkpoint, ships nothing
-    python scripts/ship_embedded_gan.py --evaluate-only --checkpoint runs/toyfaces-64/checkpoints/step_00007250
+    python scripts/ship_embedded_gan.py --evaluate-only --no-fid --checkpoint runs/toyfaces-64/checkpoints/step_00021755   # parts only
 
 Writes gan_partseg/artifacts/toyfaces-64/ (generator + discriminator/ + README.md),
 model_cards/toyfaces-64.md and its sample grid, docs/results/toyfaces-64.json
