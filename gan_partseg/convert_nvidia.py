@@ -5,7 +5,7 @@ An NVIDIA ``network-snapshot-*.pkl`` is a plain pickle of ``{"G", "D", "G_ema", 
 code* of its module and is rebuilt by ``torch_utils.persistence._reconstruct_persistent_obj``,
 which executes that source. Loading one with ``pickle.load`` runs whatever code it holds.
 
-:func:`load_nvidia_pickle` uses a restricted unpickler instead. It resolves only an allow-list of
+:func:`load_nvidia_pickle` uses a restricted reader instead. It resolves only an allow-list of
 globals, and none of them executes anything from the file:
 
 * ``torch_utils.persistence._reconstruct_persistent_obj`` -> :class:`PersistedModule`, which keeps
@@ -17,8 +17,10 @@ globals, and none of them executes anything from the file:
   (read as a dict), ``copyreg._reconstructor`` for stand-ins of ``torch.nn`` containers, and NumPy
   array reconstruction.
 
-Anything else (``os.system``, ``builtins.eval``, another library's class ...) is refused with
-:class:`gan_partseg.convert.CheckpointError` before it is called. The networks' tensors are then
+The pickle is read by :func:`gan_partseg.restricted_unpickle.restricted_load`, an opcode interpreter
+of its own (the ``pickle`` module is not used). Anything else (``os.system``, ``builtins.eval``, another
+library's class, a persistent id ...) is refused with :class:`gan_partseg.convert.CheckpointError`
+before it is called. The networks' tensors are then
 renamed onto the rosinality layout (the mapping below) and checked key by key like a ``.pt`` file.
 """
 
@@ -28,7 +30,6 @@ import collections
 import copyreg
 import io
 import os
-import pickle  # only for _RestrictedUnpickler: reached by `convert nvidia` alone, never on a default path
 import re
 from pathlib import Path
 from typing import Any, Mapping
@@ -38,6 +39,7 @@ import torch
 from .convert import CheckpointError, build_discriminator, build_from_state_dict, infer_generator_config, save_converted
 from .models.ops import make_kernel
 from .models.stylegan2 import StyleGAN2Generator
+from .restricted_unpickle import restricted_load
 
 
 class PersistedModule:
@@ -122,19 +124,15 @@ def _allowed(module: str, name: str) -> Any:
     return None
 
 
-class _RestrictedUnpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str):
-        found = _allowed(module, name)
-        if found is None:
-            raise CheckpointError(
-                f"refused to load: the pickle asks for {module}.{name}, which is not on the allow-list "
-                "(tensors, containers, NVIDIA persistent networks as data). Loading it normally could run "
-                "code from the file; nothing from it was executed."
-            )
-        return found
-
-    def persistent_load(self, pid):
-        raise CheckpointError(f"refused to load: unexpected persistent id {pid!r} (not an NVIDIA network pickle)")
+def _find_class(module: str, name: str):
+    found = _allowed(module, name)
+    if found is None:
+        raise CheckpointError(
+            f"refused to load: the pickle asks for {module}.{name}, which is not on the allow-list "
+            "(tensors, containers, NVIDIA persistent networks as data). Loading it normally could run "
+            "code from the file; nothing from it was executed."
+        )
+    return found
 
 
 def load_nvidia_pickle(path: str | os.PathLike) -> dict:
@@ -144,10 +142,10 @@ def load_nvidia_pickle(path: str | os.PathLike) -> dict:
         raise FileNotFoundError(f"pickle not found: {path}")
     try:
         with open(path, "rb") as f:
-            data = _RestrictedUnpickler(f).load()
+            data = restricted_load(f, _find_class)
     except CheckpointError:
         raise
-    except Exception as err:  # truncated, not a pickle, a torch zip file ...
+    except Exception as err:  # truncated, not a pickle, a torch zip file, a refused opcode (UnpicklingRefused) ...
         raise CheckpointError(f"{path} is not a readable network pickle (corrupt, truncated, or another "
                               f"format? a rosinality .pt converts with `gan-partseg convert rosinality`): "
                               f"{type(err).__name__}: {err}") from None

@@ -188,3 +188,48 @@ def test_restricted_unpickler_is_off_every_default_path(tmp_path):
                          env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert res.returncode == 0, res.stderr[-2000:]
     assert res.stdout.strip().splitlines()[-1] == "False"
+
+
+@pytest.mark.parametrize("protocol", [2, 3, 4, 5])
+def test_restricted_reader_reads_plain_data_of_every_binary_protocol(protocol):
+    import collections
+    import io
+
+    from gan_partseg.restricted_unpickle import restricted_load
+
+    shared = [1, 2]
+    value = {"ints": [0, 1, 255, 65535, -1, 2**31, -(2**70)], "floats": (0.5, -1e300), "text": "é" * 300,
+             "bytes": b"x" * 70000, "flags": (True, False, None), "sets": ({1, 2}, frozenset({3})),
+             "nested": {"a": shared, "b": shared}, "od": collections.OrderedDict(k=1), "t": (), "t3": (1, 2, 3)}
+    import codecs
+
+    allow = {("collections", "OrderedDict"): collections.OrderedDict, ("builtins", "set"): set,
+             ("builtins", "frozenset"): frozenset, ("_codecs", "encode"): codecs.encode}  # protocol 2 bytes
+    out = restricted_load(io.BytesIO(pickle.dumps(value, protocol=protocol)), lambda m, n: allow.get((m, n)))
+    assert out == value and out["nested"]["a"] is out["nested"]["b"]
+
+
+def test_restricted_reader_refuses_what_it_does_not_allow():
+    import io
+
+    from gan_partseg.restricted_unpickle import UnpicklingRefused, restricted_load
+
+    class Payload:
+        def __reduce__(self):
+            return (eval, ("1 + 1",))
+
+    with pytest.raises(UnpicklingRefused, match="builtins.eval is not allowed"):
+        restricted_load(io.BytesIO(pickle.dumps([Payload()])), lambda m, n: None)
+
+    class WithPid(pickle.Pickler):
+        def persistent_id(self, obj):
+            return "x" if obj == "secret" else None
+
+    buf = io.BytesIO()
+    WithPid(buf, protocol=4).dump(["secret"])
+    with pytest.raises(UnpicklingRefused, match="persistent ids"):
+        restricted_load(io.BytesIO(buf.getvalue()), lambda m, n: None)
+    with pytest.raises(UnpicklingRefused, match="only binary protocols"):
+        restricted_load(io.BytesIO(pickle.dumps([1], protocol=0)), lambda m, n: None)
+    with pytest.raises(UnpicklingRefused, match="truncated"):
+        restricted_load(io.BytesIO(pickle.dumps(b"y" * 100, protocol=4)[:-20]), lambda m, n: None)

@@ -65,15 +65,20 @@ def check_resume_config(run_dir: Path, config: Any, keys_that_must_match: list[s
     path = Path(run_dir) / "train_config.json"
     if not path.exists():
         return
-    saved = json.loads(path.read_text())
-    current = asdict(config)
-    diff = {k: (saved.get(k), current.get(k)) for k in keys_that_must_match if saved.get(k) != _jsonable(current.get(k))}
+    diff = config_differences(path, config, keys_that_must_match)
     if diff:
         lines = ", ".join(f"{k}: run has {a!r}, you asked {b!r}" for k, (a, b) in diff.items())
         raise ValueError(
             f"{run_dir} holds a run with a different configuration ({lines}). "
             "Resume with the same settings, or pass a new --out folder."
         )
+
+
+def config_differences(path: Path, config: Any, keys: list[str]) -> dict[str, tuple[Any, Any]]:
+    """{key: (recorded, asked)} for each of ``keys`` where the config recorded at ``path`` differs from ``config``."""
+    saved = json.loads(Path(path).read_text())
+    current = asdict(config)
+    return {k: (saved.get(k), current.get(k)) for k in keys if saved.get(k) != _jsonable(current.get(k))}
 
 
 def _jsonable(value: Any) -> Any:

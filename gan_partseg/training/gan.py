@@ -41,6 +41,7 @@ from .common import (
     JsonlLog,
     check_resume_config,
     checkpoints,
+    config_differences,
     save_checkpoint,
     step_generator,
     step_seed,
@@ -87,8 +88,6 @@ ARCHITECTURE_KEYS = ["size", "style_dim", "n_mlp", "channels", "disc_channels"]
 
 def check_init_from(cfg: TrainGANConfig) -> Path:
     """The checkpoint folder ``cfg.init_from`` names, checked to hold the same networks as ``cfg``."""
-    import json
-
     ckpt = Path(cfg.init_from)
     if not (ckpt / "DONE").exists():
         raise FileNotFoundError(f"--init-from {ckpt} is not a complete train-gan checkpoint "
@@ -96,9 +95,7 @@ def check_init_from(cfg: TrainGANConfig) -> Path:
     source = ckpt.parent.parent / "train_config.json"
     if not source.exists():
         raise FileNotFoundError(f"--init-from {ckpt}: no train_config.json in its run folder {ckpt.parent.parent}")
-    saved = json.loads(source.read_text())
-    ours = json.loads(json.dumps({k: getattr(cfg, k) for k in ARCHITECTURE_KEYS}))
-    diff = {k: (saved.get(k), ours[k]) for k in ARCHITECTURE_KEYS if saved.get(k) != ours[k]}
+    diff = config_differences(source, cfg, ARCHITECTURE_KEYS)
     if diff:
         lines = ", ".join(f"{k}: checkpoint has {a!r}, you asked {b!r}" for k, (a, b) in diff.items())
         raise ValueError(f"--init-from {ckpt} holds other networks ({lines}); use the same architecture settings")
