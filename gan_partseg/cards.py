@@ -7,13 +7,26 @@ from pathlib import Path
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 
+def _fd_table(title: str, name: str, q: dict, yardsticks: dict, fmt: str) -> str:
+    """Markdown rows: floor, the generator (bold), the ceiling when measured, then the yardsticks."""
+    f = fmt.format
+    return (f"| comparison ({title}, lower is better) | value |\n|---|---|\n"
+            f"| rendered vs rendered (floor) | {f(q['fd_rendered_vs_rendered'])} |\n"
+            f"| **{name} vs rendered** | **{f(q['fd_generator_vs_rendered'])}** |\n"
+            + (f"| untrained generator vs rendered (ceiling) | {f(q['fd_untrained_vs_rendered'])} |\n"
+               if "fd_untrained_vs_rendered" in q else "")
+            + "".join(f"| yardstick: rendered, {k} | {f(v)} |\n" for k, v in yardsticks.items()))
+
+
 def generator_card(name: str, config: dict, training: dict, quality: dict | None, sample_image: str | None,
                    parts_image: str | None = None) -> ModelCard:
     """The card of a StyleGAN2 generator trained on toy faces.
 
     config: the generator config (dict); training: train_config plus ``steps_done``,
     ``kimg``, ``wall_minutes``, ``seconds_per_step``; quality: the ``fd_report`` dict, optionally with
-    ``fd_yardsticks`` ({changed-renders name: FD}) and ``parts`` (``part_presence_report``); parts_image: its bar chart, shown under the table.
+    ``fd_yardsticks`` ({changed-renders name: FD}), ``fd_detector`` (floor and generator FD on the part
+    detector's features) with ``fd_detector_yardsticks``, and ``parts`` (``part_presence_report``);
+    parts_image: its bar chart, shown under the table.
     """
     data = ModelCardData(
         license="apache-2.0",
@@ -25,17 +38,18 @@ def generator_card(name: str, config: dict, training: dict, quality: dict | None
     quality_rows = ""
     if q:
         quality_rows = (
-            "| comparison (FD on EfficientNet-Lite0 features, lower is better) | value |\n|---|---|\n"
-            f"| rendered vs rendered (floor) | {q['fd_rendered_vs_rendered']:.2f} |\n"
-            f"| **{name} vs rendered** | **{q['fd_generator_vs_rendered']:.2f}** |\n"
-            + (f"| untrained generator vs rendered (ceiling) | {q['fd_untrained_vs_rendered']:.2f} |\n"
-               if "fd_untrained_vs_rendered" in q else "")
-            + "".join(f"| yardstick: rendered, {name} | {value:.2f} |\n"
-                      for name, value in q.get("fd_yardsticks", {}).items())
+            _fd_table("FD on EfficientNet-Lite0 features", name, q, q.get("fd_yardsticks", {}), "{:.2f}")
             + f"\n{q['n_images']} images per set; {q['features']}. "
             "Held-out rendered faces are the reference set; the floor compares them with other rendered faces."
             + (" The yardsticks (`scripts/fd_sensitivity.py`) are other rendered faces changed as named: the figure "
                "is very sensitive to sharpness and fine texture." if q.get("fd_yardsticks") else "") + "\n"
+        )
+    if q.get("fd_detector"):
+        quality_rows += (
+            "\n" + _fd_table("FD on the part detector's features", name, q["fd_detector"],
+                              q.get("fd_detector_yardsticks", {}), "{:.3f}")
+            + f"\nThe same sets; {q['fd_detector']['features']}: a check by a network that owes nothing to "
+            "ImageNet.\n"
         )
     if q.get("parts"):
         quality_rows += "\n" + parts_table(q["parts"], q.get("parts_n_images", q["n_images"]))

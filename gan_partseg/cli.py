@@ -26,6 +26,10 @@ FLAG_HELP = {
     "data": "generated data set (gan-partseg make-dataset) or labelled data set (export-data --format datasets)",
     "drop_uncertain": "fraction of the least certain samples to leave out",
     "disc_channels": "JSON object resolution -> channels (default: the generator's)",
+    "disc": "stylegan2 (logistic loss + R1) or projected (frozen EfficientNet-Lite0 features, random "
+            "projections, per-scale heads; hinge loss, no R1)",
+    "projected_resize": "with --disc projected: pixels the images are resized to for EfficientNet-Lite0",
+    "d_lr": "discriminator learning rate (default: --lr)",
 }
 
 

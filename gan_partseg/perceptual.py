@@ -29,6 +29,28 @@ def _normalized_sq_diff(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a - b).pow(2).sum(1).mean((1, 2))
 
 
+def lite0_block_features(net: nn.Module, x: torch.Tensor, resize: int, blocks: Sequence[int]) -> list[torch.Tensor]:
+    """Outputs of EfficientNet-Lite0 blocks ``blocks`` (indices 0-15) for images (B, 3, H, W) in [-1, 1].
+
+    Images are resized to ``resize`` px (bilinear) and ImageNet-normalised; the walk stops after the
+    last block asked for. Block strides: 0: 2, 1-2: 4, 3-4: 8, 5-10: 16, 11-15: 32 (channels 16, 24,
+    24, 40, 40, 80 x3, 112 x3, 192 x4, 320).
+    """
+    x = (x.float() + 1) / 2
+    if x.shape[-1] != resize or x.shape[-2] != resize:
+        x = F.interpolate(x, size=(resize, resize), mode="bilinear", align_corners=False)
+    x = (x - _MEAN.to(x.device)) / _STD.to(x.device)
+    x = net._swish(net._bn0(net._conv_stem(x)))
+    wanted, last, feats = set(blocks), max(blocks), []
+    for i, block in enumerate(net._blocks):
+        x = block(x)
+        if i in wanted:
+            feats.append(x)
+        if i >= last:
+            break
+    return feats
+
+
 class Lite0Distance(nn.Module):
     """LPIPS-style distance on EfficientNet-Lite0 block outputs (strides 2, 4, 8, 16)."""
 
@@ -38,24 +60,10 @@ class Lite0Distance(nn.Module):
         for p in self.net.parameters():
             p.requires_grad_(False)
         self.resize = resize
-        self.blocks = set(blocks)
-        self.last = max(blocks)
+        self.blocks = tuple(blocks)
 
     def features(self, x: torch.Tensor) -> list[torch.Tensor]:
-        x = (x.float() + 1) / 2
-        if x.shape[-1] != self.resize:
-            x = F.interpolate(x, size=(self.resize, self.resize), mode="bilinear", align_corners=False)
-        x = (x - _MEAN.to(x.device)) / _STD.to(x.device)
-        net = self.net
-        x = net._swish(net._bn0(net._conv_stem(x)))
-        feats = []
-        for i, block in enumerate(net._blocks):
-            x = block(x)
-            if i in self.blocks:
-                feats.append(x)
-            if i >= self.last:
-                break
-        return feats
+        return lite0_block_features(self.net, x, self.resize, self.blocks)
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         fb = [f.detach() for f in self.features(b)]

@@ -66,6 +66,30 @@ class ImageNetFeatures(torch.nn.Module):
         return self.net.extract_features(x).mean((2, 3))
 
 
+class DetectorFeatures(torch.nn.Module):
+    """images (B, 3, H, W) in [-1, 1] -> (B, sum(widths)) features of a part detector.
+
+    The detector is a U-Net (``AutoShotSegmenter``) trained on rendered faces with their true labels;
+    the features are its encoder stages' outputs, each averaged over the image, concatenated (e.g.
+    16 + 32 + 64 + 128 = 240). They know the renders' parts and textures and owe nothing to ImageNet,
+    so an FD on them is a check on FD-Lite0 that a generator trained against EfficientNet-Lite0
+    features (a projected discriminator) cannot have been fitted to.
+    """
+
+    def __init__(self, detector):
+        super().__init__()
+        self.detector = detector.eval()
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x, pooled = images.float(), []
+        for i, block in enumerate(self.detector.down):
+            if i:
+                x = F.max_pool2d(x, 2)
+            x = block(x)
+            pooled.append(x.mean((2, 3)))
+        return torch.cat(pooled, 1)
+
+
 @torch.no_grad()
 def feature_stats(batches: Iterable[torch.Tensor], model: ImageNetFeatures, total: int | None = None,
                   desc: str = "features") -> tuple[np.ndarray, np.ndarray]:
@@ -112,24 +136,27 @@ def generated_batches(generator, n: int, batch: int = 50, seed: int = 0,
 
 
 def fd_report(generator, n: int = 2000, seed: int = 0, untrained_factory: Callable | None = None,
-              batch: int = 50) -> dict:
+              batch: int = 50, features: torch.nn.Module | None = None,
+              features_name: str = "EfficientNet-Lite0 ImageNet, 1280-d pooled, 224 px") -> dict:
     """FD-Lite0 of generator vs rendered training faces, beside the floor and ceiling.
 
     floor: rendered (seeds after the first ``n`` training seeds) vs rendered (first ``n`` held-out seeds);
     model: generator samples vs the same held-out set;
     ceiling: an untrained generator of the same config (when ``untrained_factory`` given).
+    ``features``: another feature network (images in [-1, 1] -> (B, D)), e.g. ``DetectorFeatures``,
+    described by ``features_name``.
     """
     from .data import HELD_OUT_SEEDS, TRAIN_SEEDS
 
     size = generator.config.size
-    feats = ImageNetFeatures()
+    feats = features if features is not None else ImageNetFeatures()
     nb = (n + batch - 1) // batch
     ref = feature_stats(rendered_batches(HELD_OUT_SEEDS[:n], size, batch), feats, nb, "held-out faces")
     other = feature_stats(rendered_batches(TRAIN_SEEDS[n: 2 * n], size, batch), feats, nb, "training faces")
     gen = feature_stats(generated_batches(generator, n, batch, seed), feats, nb, "generated")
     report = {
         "n_images": n,
-        "features": "EfficientNet-Lite0 ImageNet, 1280-d pooled, 224 px",
+        "features": features_name,
         "fd_rendered_vs_rendered": frechet_distance(*other, *ref),
         "fd_generator_vs_rendered": frechet_distance(*gen, *ref),
     }

@@ -1,6 +1,9 @@
 """How far does FD-Lite0 move for small, known changes to rendered faces? A yardstick for the generator's figure.
 
-    python scripts/fd_sensitivity.py [--n 2000] [--out docs/results/fd-sensitivity.json]
+    python scripts/fd_sensitivity.py [--n 2000] [--features lite0,detector] [--out docs/results/fd-sensitivity.json]
+
+``--features``: which FDs, each written under its own key (``fd_lite0``, ``fd_detector``: the part
+detector's features, ``gan_partseg.quality.DetectorFeatures``); keys not measured are kept from the file.
 
 Reference: the first n held-out rendered faces (as in ``fd_report``). Compared sets: n other rendered
 faces (the floor), the same faces blurred (Gaussian, sigma in pixels at 64 px), and with extra pixel noise.
@@ -17,7 +20,7 @@ import torch.nn.functional as F
 
 from gan_partseg.data import HELD_OUT_SEEDS, TRAIN_SEEDS
 from gan_partseg.io import atomic_write_text
-from gan_partseg.quality import ImageNetFeatures, feature_stats, frechet_distance, rendered_batches
+from gan_partseg.quality import DetectorFeatures, ImageNetFeatures, feature_stats, frechet_distance, rendered_batches
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -38,11 +41,22 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=2000)
     ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--out", default=str(ROOT / "docs" / "results" / "fd-sensitivity.json"))
+    ap.add_argument("--features", default="lite0,detector", help="comma-separated: lite0, detector")
     args = ap.parse_args()
     n, size, batch = args.n, args.size, 50
     nb = (n + batch - 1) // batch
-    feats = ImageNetFeatures()
-    ref = feature_stats(rendered_batches(HELD_OUT_SEEDS[:n], size, batch), feats, nb, "held-out faces")
+    networks = {}
+    for kind in args.features.split(","):
+        if kind == "lite0":
+            networks["fd_lite0"] = ImageNetFeatures()
+        elif kind == "detector":
+            from part_detector import load_part_detector
+
+            networks["fd_detector"] = DetectorFeatures(load_part_detector())
+        else:
+            raise SystemExit(f"unknown --features {kind!r}; use lite0 and/or detector")
+    refs = {key: feature_stats(rendered_batches(HELD_OUT_SEEDS[:n], size, batch), net, nb, f"held-out faces ({key})")
+            for key, net in networks.items()}
     other = TRAIN_SEEDS[n: 2 * n]
     gen = torch.Generator().manual_seed(0)
     variants = {
@@ -51,14 +65,18 @@ def main() -> None:
         "blur sigma 1.0 px": lambda x: gaussian_blur(x, 1.0),
         "noise std 0.05": lambda x: (x + 0.05 * torch.randn(x.shape, generator=gen)).clamp(-1, 1),
     }
-    rows = {}
+    rows = {key: {} for key in networks}
     for name, fn in variants.items():
-        stats = feature_stats((fn(b) for b in rendered_batches(other, size, batch)), feats, nb, name)
-        rows[name] = frechet_distance(*stats, *ref)
-        print(f"{name:>20}: FD-Lite0 {rows[name]:.1f}", flush=True)
-    atomic_write_text(args.out, json.dumps({"n_images": n, "reference": f"HELD_OUT_SEEDS[:{n}]",
-                                            "compared": f"TRAIN_SEEDS[{n}:{2 * n}], changed as named",
-                                            "fd_lite0": rows}, indent=2))
+        changed = torch.cat([fn(b) for b in rendered_batches(other, size, batch)])
+        for key, net in networks.items():
+            stats = feature_stats(changed.split(batch), net, nb, f"{name} ({key})")
+            rows[key][name] = frechet_distance(*stats, *refs[key])
+            print(f"{name:>20}: {key} {rows[key][name]:.4g}", flush=True)
+    out = Path(args.out)
+    report = json.loads(out.read_text()) if out.exists() else {}
+    report.update({"n_images": n, "reference": f"HELD_OUT_SEEDS[:{n}]",
+                   "compared": f"TRAIN_SEEDS[{n}:{2 * n}], changed as named", **rows})
+    atomic_write_text(out, json.dumps(report, indent=2))
 
 
 if __name__ == "__main__":

@@ -38,7 +38,9 @@ def write_cards(verbose: bool = True) -> list[str]:
             quality = _load(f"{name}.json")
             yardsticks = _load("fd-sensitivity.json")
             if quality and yardsticks and yardsticks["n_images"] == quality["n_images"]:
-                quality["fd_yardsticks"] = {k: v for k, v in yardsticks["fd_lite0"].items() if k != "rendered (floor)"}
+                for key, out in (("fd_lite0", "fd_yardsticks"), ("fd_detector", "fd_detector_yardsticks")):
+                    if key in yardsticks:
+                        quality[out] = {k: v for k, v in yardsticks[key].items() if k != "rendered (floor)"}
             info, _ = training_summary(run, upto_step=quality.get("step") if quality else None)
             training = {**json.loads((folder / "train_config.json").read_text()), **info}
             from gan_partseg import StyleGAN2Discriminator, StyleGAN2Generator

@@ -2,7 +2,7 @@
 
     python scripts/ship_embedded_gan.py [--run runs/toyfaces-64] [--n-fid 2000] [--no-fid]
     python scripts/ship_embedded_gan.py --evaluate-only   # FD of the newest checkpoint, ships nothing
-    python scripts/ship_embedded_gan.py --evaluate-only --no-fid --checkpoint runs/toyfaces-64/checkpoints/step_00021755   # parts only
+    python scripts/ship_embedded_gan.py --evaluate-only --no-fid --checkpoint runs/toyfaces-64/checkpoints/step_00021755   # parts + detector FD only
 
 Writes gan_partseg/artifacts/toyfaces-64/ (generator + discriminator/ + README.md),
 model_cards/toyfaces-64.md and its sample grid, docs/results/toyfaces-64.json
@@ -30,7 +30,7 @@ import torch
 from gan_partseg.hub import ARTIFACTS_DIR, save_pretrained_atomic
 from gan_partseg.io import atomic_write_text, make_grid, save_image, tensor_to_uint8, upscale
 from gan_partseg.models.stylegan2 import StyleGAN2Generator
-from gan_partseg.quality import fd_report, part_presence_report
+from gan_partseg.quality import DetectorFeatures, fd_report, part_presence_report
 from gan_partseg.training.gan import load_run_config, models_from_checkpoint, training_summary
 from make_cards import write_cards
 from part_detector import load_part_detector, presence_chart
@@ -47,7 +47,8 @@ def main() -> None:
                     "measured for that step and add part presence)")
     ap.add_argument("--evaluate-only", action="store_true", help="measure the newest checkpoint; ship nothing")
     ap.add_argument("--parts-shipped", action="store_true",
-                    help="add part presence of the shipped generator to its quality figures and card; ship nothing")
+                    help="add part presence and the detector FD of the shipped generator to its quality figures "
+                    "and card; ship nothing")
     ap.add_argument("--checkpoint", help="with --evaluate-only: this checkpoint folder instead of the newest")
     args = ap.parse_args()
     run = Path(args.run)
@@ -63,6 +64,9 @@ def main() -> None:
     if args.evaluate_only:
         evaluate_checkpoint(run, g_ema, step, cfg.style_dim, args.n_fid, detector, fid=not args.no_fid)
         return
+    if disc is None:
+        raise SystemExit(f"{run} trains a {cfg.disc} discriminator; the artifact ships a StyleGAN2 one (the latent "
+                         "optimizer needs it): train one against this generator first")
     out = ARTIFACTS_DIR / NAME
     save_pretrained_atomic(g_ema, out)
     save_pretrained_atomic(disc, out / "discriminator")
@@ -78,7 +82,8 @@ def main() -> None:
     if not args.no_fid:
         quality = fd_report(g_ema, n=args.n_fid, untrained_factory=lambda: StyleGAN2Generator(g_ema.config))
         quality.update(step=step, **measure_parts(g_ema, detector, args.n_fid, f"{NAME} step {step}",
-                                                 cards / f"{NAME}-parts.png", out / "parts.png"))
+                                                 cards / f"{NAME}-parts.png", out / "parts.png"),
+                       **detector_fd(g_ema, detector, args.n_fid))
         atomic_write_text(results / f"{NAME}.json", json.dumps(quality, indent=2))
         print(json.dumps(quality, indent=2))
     elif (results / f"{NAME}.json").exists():
@@ -109,13 +114,25 @@ def measure_parts(g_ema, detector, n: int, title: str, *charts: Path) -> dict:
     return {"parts": report["parts"], "parts_n_images": report["n_images"], "parts_min_pixels": report["min_pixels"]}
 
 
+def detector_fd(g_ema, detector, n: int) -> dict:
+    """FD on the part detector's features (``DetectorFeatures``): generated and rendered-vs-rendered (the floor).
+
+    A check on FD-Lite0 by a network that owes nothing to ImageNet (a projected discriminator trains
+    against EfficientNet-Lite0 features, so it could fit FD-Lite0 without fitting the faces)."""
+    report = fd_report(g_ema, n=n, features=DetectorFeatures(detector),
+                       features_name="part detector (U-Net on rendered faces) encoder, pooled, 240-d")
+    return {"fd_detector": {k: report[k] for k in ("features", "fd_rendered_vs_rendered", "fd_generator_vs_rendered")}}
+
+
 def measure_shipped_parts(detector, n: int) -> None:
-    """Part presence of the bundled generator, merged into docs/results/NAME.json; cards rewritten."""
+    """Part presence and the detector FD of the bundled generator, merged into docs/results/NAME.json; cards
+    rewritten."""
     path = ROOT / "docs" / "results" / f"{NAME}.json"
     quality = json.loads(path.read_text())
     g = StyleGAN2Generator.from_pretrained(NAME).eval()
     quality.update(measure_parts(g, detector, n, f"{NAME} step {quality['step']}",
                                  ROOT / "model_cards" / f"{NAME}-parts.png", ARTIFACTS_DIR / NAME / "parts.png"))
+    quality.update(detector_fd(g, detector, n))
     atomic_write_text(path, json.dumps(quality, indent=2))
     print(json.dumps(quality["parts"], indent=2))
     write_cards()
@@ -123,7 +140,7 @@ def measure_shipped_parts(detector, n: int) -> None:
 
 def evaluate_checkpoint(run: Path, g_ema, step: int, style_dim: int, n: int, detector, fid: bool = True) -> None:
     """Quality of one checkpoint into RUN/quality/step_N.json (+ samples and part chart); ``fid=False`` keeps the
-    FD figures already there and measures only part presence."""
+    FD-Lite0 figures already there and measures only part presence and the detector FD."""
     out = run / "quality"
     path = out / f"step_{step:08d}.json"
     if fid:
@@ -133,6 +150,7 @@ def evaluate_checkpoint(run: Path, g_ema, step: int, style_dim: int, n: int, det
     else:
         quality = {"step": step}
     quality.update(measure_parts(g_ema, detector, n, f"step {step}", out / f"step_{step:08d}-parts.png"))
+    quality.update(detector_fd(g_ema, detector, n))
     atomic_write_text(path, json.dumps(quality, indent=2))
     save_image(out / f"step_{step:08d}.png", upscale(sample_grid(g_ema, style_dim), 2))
     print(json.dumps(quality, indent=2))

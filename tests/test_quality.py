@@ -9,7 +9,8 @@ import torch
 from gan_partseg.cards import generator_card, parts_table
 from gan_partseg.data import HELD_OUT_SEEDS, render_batch
 from gan_partseg.labels import CLASSES_10, id2label
-from gan_partseg.quality import frechet_distance, part_presence, part_presence_report
+from gan_partseg.quality import (DetectorFeatures, fd_report, frechet_distance, part_presence,
+                                 part_presence_report)
 from gan_partseg.unet import AutoShotSegmenter, AutoShotSegmenterConfig
 from gan_partseg.visualize import BAR_COLOURS, bar_chart
 
@@ -60,6 +61,24 @@ def test_part_presence_report_compares_generated_with_rendered(tiny_generator):
     assert all("detector_iou" in p for p in report["parts"].values())
 
 
+def test_detector_features_pool_each_encoder_stage_and_serve_fd_report(tiny_generator):
+    torch.manual_seed(0)
+    detector = AutoShotSegmenter(AutoShotSegmenterConfig(widths=[4, 8], image_size=32,
+                                                         id2label=id2label(CLASSES_10))).eval()
+    feats = DetectorFeatures(detector)
+    images = torch.rand(3, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        f = feats(images)
+        first = detector.down[0](images)
+        second = detector.down[1](torch.nn.functional.max_pool2d(first, 2))
+    assert f.shape == (3, 12)
+    assert torch.allclose(f, torch.cat([first.mean((2, 3)), second.mean((2, 3))], 1))
+    report = fd_report(tiny_generator, n=8, batch=4, features=feats, features_name="tiny detector")
+    assert report["features"] == "tiny detector"
+    # renders are closer to renders than an untrained generator's noise is
+    assert 0 <= report["fd_rendered_vs_rendered"] < report["fd_generator_vs_rendered"]
+
+
 def test_bar_chart_draws_bars_in_proportion_and_checks_its_input():
     chart = bar_chart(["a", "b"], {"one": [1.0, 0.5], "two": [0.25, None]}, title="t", width=200, bar=10)
     assert chart.dtype == np.uint8 and chart.ndim == 3
@@ -93,4 +112,10 @@ def test_generator_card_shows_fd_and_part_presence():
     assert "**78.40**" in text and "| eye | 50.0% |" in text and "yardstick" not in text
     with_yardsticks = str(generator_card("g", config, training, {**quality, "fd_yardsticks": {"blur 1 px": 72.5}}, None))
     assert "| yardstick: rendered, blur 1 px | 72.50 |" in with_yardsticks
+    assert "FD on the part detector's features" not in with_yardsticks
+    detector = {"features": "part detector", "fd_rendered_vs_rendered": 0.019, "fd_generator_vs_rendered": 0.325}
+    both = str(generator_card("g", config, training, {**quality, "fd_detector": detector,
+                                                       "fd_detector_yardsticks": {"blur 1 px": 2.017}}, None))
+    assert "**0.325**" in both and "| rendered vs rendered (floor) | 0.019 |" in both
+    assert "| yardstick: rendered, blur 1 px | 2.017 |" in both and "**78.40**" in both
     assert "| eye |" not in str(generator_card("g", config, training, {**quality, "parts": None}, None))

@@ -6,7 +6,7 @@ from safetensors.torch import load_file
 
 from gan_partseg import StyleGAN2Generator
 from gan_partseg.training.common import checkpoints
-from gan_partseg.training.gan import TrainGANConfig, train_gan
+from gan_partseg.training.gan import TrainGANConfig, models_from_checkpoint, train_gan
 
 
 def _cfg(out, **kw):
@@ -51,6 +51,15 @@ def test_resume_with_a_different_config_is_refused_and_nothing_is_overwritten(tm
     assert (ckpt / "model.safetensors").stat().st_mtime_ns == stamp
     with pytest.raises(FileExistsError, match="--resume"):
         train_gan(_cfg(tmp_path / "r", steps=4), resume=False, progress=False)
+    # a run recorded before a setting existed resumes: the missing key counts as that setting's default
+    recorded = json.loads(before)
+    for key in ("disc", "projected_resize", "d_lr"):
+        recorded.pop(key)
+    (run / "train_config.json").write_text(json.dumps(recorded))
+    train_gan(_cfg(tmp_path / "r", steps=3), progress=False)
+    assert [p.name for p in checkpoints(run)][-1] == "step_00000003"
+    with pytest.raises(ValueError, match="different configuration.*disc"):
+        train_gan(_cfg(tmp_path / "r", steps=4, disc="projected"), progress=False)
 
 
 def test_init_from_fine_tunes_another_runs_checkpoint_with_new_settings(tmp_path):
@@ -79,4 +88,59 @@ def test_init_from_refuses_other_networks_and_non_checkpoints(tmp_path):
         train_gan(_cfg(tmp_path / "x", steps=4, style_dim=32, init_from=str(ckpt)), progress=False)
     with pytest.raises(FileNotFoundError, match="not a complete train-gan checkpoint"):
         train_gan(_cfg(tmp_path / "y", steps=4, init_from=str(source)), progress=False)
+    with pytest.raises(ValueError, match="unknown disc 'bogus'; use one of stylegan2, projected"):
+        train_gan(_cfg(tmp_path / "z", disc="bogus"), progress=False)
     assert not (tmp_path / "x" / "checkpoints").exists() and not (tmp_path / "y" / "checkpoints").exists()
+    assert not (tmp_path / "z").exists()
+
+
+def test_projected_discriminator_trains_resumes_identically_and_fine_tunes_a_stylegan2_run(tmp_path):
+    from safetensors.torch import load_file as load
+
+    kw = dict(disc="projected", projected_resize=64, d_lr=0.0002, path_regularize=0.0)
+    straight = train_gan(_cfg(tmp_path / "p", **kw), progress=False)
+    log = [json.loads(line) for line in (straight / "log.jsonl").read_text().splitlines()]
+    assert all("r1" not in r for r in log)  # hinge loss, no R1
+    d_state = load(str(checkpoints(straight)[-1] / "model_1.safetensors"))
+    assert any(k.startswith("ccm_") for k in d_state) and not any("_blocks" in k for k in d_state)
+    assert (straight / "generator").exists() and not (straight / "discriminator").exists()
+    g_ema, disc, step = models_from_checkpoint(straight)
+    assert disc is None and step == 4 and g_ema([torch.randn(1, 16)]).images.shape == (1, 3, 16, 16)
+    train_gan(_cfg(tmp_path / "q", **{**kw, "steps": 2}), progress=False)
+    resumed = train_gan(_cfg(tmp_path / "q", **kw), progress=False)
+    a, b = _weights(straight), _weights(resumed)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+    # a StyleGAN2-discriminator run's generator side goes on under a fresh projected discriminator
+    source = train_gan(_cfg(tmp_path / "src", steps=2), progress=False)
+    ckpt = checkpoints(source)[-1]
+    tuned = train_gan(_cfg(tmp_path / "t", init_from=str(ckpt), **kw), progress=False)
+    log = [json.loads(line) for line in (tuned / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [3, 4]
+    g_src = load(str(ckpt / "model.safetensors"))
+    g_new = load(str(checkpoints(tuned)[-1] / "model.safetensors"))
+    assert g_src.keys() == g_new.keys() and any(not torch.equal(g_src[k], g_new[k]) for k in g_src)
+    # ... but the generator itself must match
+    with pytest.raises(ValueError, match="holds other networks.*style_dim"):
+        train_gan(_cfg(tmp_path / "u", style_dim=32, init_from=str(ckpt), **kw), progress=False)
+
+
+def test_projected_discriminator_shapes_and_what_it_trains():
+    from gan_partseg.models.projected import ProjectedDiscriminator
+
+    d = ProjectedDiscriminator(resize=64)
+    assert d.resolutions == (16, 8, 4, 2)
+    x = (torch.rand(2, 3, 32, 32) * 2 - 1).requires_grad_(True)
+    logits = d(x).logits
+    assert logits.shape == (2, 4)
+    logits.sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0  # the generator gets a gradient through the frozen net
+    trained = {n.split(".")[0] for n, _ in d.named_parameters()}
+    assert trained == {"heads"} and all(p.grad is not None for p in d.parameters())
+    assert all(p.grad is None for p in d.feature_network.parameters())
+    again = ProjectedDiscriminator(resize=64, features=d.feature_network)
+    assert torch.equal(again.ccm_0, d.ccm_0) and torch.equal(again.csm_2, d.csm_2)  # seeded projections
+    with pytest.raises(ValueError, match="multiple of 32"):
+        ProjectedDiscriminator(resize=48, features=d.feature_network)
+    with pytest.raises(ValueError, match="ascending"):
+        ProjectedDiscriminator(blocks=(4, 2), proj_channels=(8, 8), features=d.feature_network)

@@ -7,7 +7,7 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import asdict, fields
+from dataclasses import MISSING, asdict, fields
 from pathlib import Path
 from typing import Any
 
@@ -75,10 +75,15 @@ def check_resume_config(run_dir: Path, config: Any, keys_that_must_match: list[s
 
 
 def config_differences(path: Path, config: Any, keys: list[str]) -> dict[str, tuple[Any, Any]]:
-    """{key: (recorded, asked)} for each of ``keys`` where the config recorded at ``path`` differs from ``config``."""
+    """{key: (recorded, asked)} for each of ``keys`` where the config recorded at ``path`` differs from ``config``.
+
+    A key the record lacks (written before that setting existed) counts as the setting's default.
+    """
     saved = json.loads(Path(path).read_text())
     current = asdict(config)
-    return {k: (saved.get(k), current.get(k)) for k in keys if saved.get(k) != _jsonable(current.get(k))}
+    defaults = {f.name: f.default for f in fields(config) if f.default is not MISSING}
+    recorded = {k: saved.get(k, defaults.get(k)) for k in keys}
+    return {k: (recorded[k], current.get(k)) for k in keys if recorded[k] != _jsonable(current.get(k))}
 
 
 def _jsonable(value: Any) -> Any:

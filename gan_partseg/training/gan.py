@@ -2,7 +2,9 @@
 
 Non-saturating logistic loss, lazy R1 on reals, optional lazy path-length
 regularisation, style mixing, an EMA generator, optional differentiable
-augmentation (translation + colour), mixed precision on GPUs. Every step draws
+augmentation (translation + colour), mixed precision on GPUs. ``disc="projected"``
+swaps the StyleGAN2 discriminator for a projected-GAN one on frozen
+EfficientNet-Lite0 features (``models/projected.py``: hinge loss, no R1). Every step draws
 its batch indices, latents and noise from a generator seeded by
 (seed, step, process), so a resumed run continues exactly as an uninterrupted
 one would. Runs unchanged under ``accelerate launch`` on many devices.
@@ -78,16 +80,25 @@ class TrainGANConfig:
     mixed_precision: str = "no"
     max_minutes: float | None = None
     init_from: str | None = None
+    disc: str = "stylegan2"
+    projected_resize: int = 128
+    d_lr: float | None = None
 
 
+DISC_KINDS = ("stylegan2", "projected")
 MODEL_KEYS = ["size", "style_dim", "n_mlp", "channels", "disc_channels", "n_images", "batch", "lr", "r1",
-              "d_reg_every", "path_regularize", "g_reg_every", "mixing", "augment", "ema_kimg", "seed", "init_from"]
-ARCHITECTURE_KEYS = ["size", "style_dim", "n_mlp", "channels", "disc_channels"]
+              "d_reg_every", "path_regularize", "g_reg_every", "mixing", "augment", "ema_kimg", "seed", "init_from",
+              "disc", "projected_resize", "d_lr"]
+ARCHITECTURE_KEYS = ["size", "style_dim", "n_mlp", "channels", "disc_channels", "disc", "projected_resize"]
 """What ``init_from`` needs to match in the source run: the rest (lr, r1, augmentation, ...) may change."""
+GENERATOR_KEYS = ["size", "style_dim", "n_mlp", "channels"]
+"""With another discriminator (``disc``) than the source run's, only these must match: the generator side is
+taken (networks, EMA, optimizer moments, step) and the discriminator starts afresh."""
 
 
-def check_init_from(cfg: TrainGANConfig) -> Path:
-    """The checkpoint folder ``cfg.init_from`` names, checked to hold the same networks as ``cfg``."""
+def check_init_from(cfg: TrainGANConfig) -> tuple[Path, bool]:
+    """The checkpoint folder ``cfg.init_from`` names, checked to hold the same networks as ``cfg``, and whether
+    its discriminator is of the same kind (when it is not, only the generator side is taken)."""
     ckpt = Path(cfg.init_from)
     if not (ckpt / "DONE").exists():
         raise FileNotFoundError(f"--init-from {ckpt} is not a complete train-gan checkpoint "
@@ -95,11 +106,23 @@ def check_init_from(cfg: TrainGANConfig) -> Path:
     source = ckpt.parent.parent / "train_config.json"
     if not source.exists():
         raise FileNotFoundError(f"--init-from {ckpt}: no train_config.json in its run folder {ckpt.parent.parent}")
-    diff = config_differences(source, cfg, ARCHITECTURE_KEYS)
+    same_disc = not config_differences(source, cfg, ["disc"])
+    diff = config_differences(source, cfg, ARCHITECTURE_KEYS if same_disc else GENERATOR_KEYS)
     if diff:
         lines = ", ".join(f"{k}: checkpoint has {a!r}, you asked {b!r}" for k, (a, b) in diff.items())
         raise ValueError(f"--init-from {ckpt} holds other networks ({lines}); use the same architecture settings")
-    return ckpt
+    return ckpt, same_disc
+
+
+def _load_generator_side(ckpt: Path, generator, g_optim, g_ema, state: "TrainState") -> None:
+    """From an ``accelerator.save_state`` folder: the generator (model 0), its optimizer (optimizer 0), the EMA
+    and the train state (custom checkpoints 0 and 1); ``weights_only`` loads and safetensors only."""
+    from safetensors.torch import load_file
+
+    generator.load_state_dict(load_file(str(ckpt / "model.safetensors")))
+    g_optim.load_state_dict(torch.load(ckpt / "optimizer.bin", map_location="cpu", weights_only=True))
+    g_ema.load_state_dict(torch.load(ckpt / "custom_checkpoint_0.pkl", map_location="cpu", weights_only=True))
+    state.load_state_dict(torch.load(ckpt / "custom_checkpoint_1.pkl", map_location="cpu", weights_only=True))
 
 
 class TrainState:
@@ -125,6 +148,32 @@ def generator_config(cfg: TrainGANConfig) -> StyleGAN2Config:
 def discriminator_config(cfg: TrainGANConfig) -> StyleGAN2DiscriminatorConfig:
     return StyleGAN2DiscriminatorConfig(size=cfg.size, channel_multiplier=1,
                                         channels=cfg.disc_channels or cfg.channels)
+
+
+def build_discriminator(cfg: TrainGANConfig) -> torch.nn.Module:
+    """The discriminator ``cfg.disc`` names: a ``StyleGAN2Discriminator`` or a ``ProjectedDiscriminator``."""
+    if cfg.disc == "stylegan2":
+        return StyleGAN2Discriminator(discriminator_config(cfg))
+    if cfg.disc == "projected":
+        from ..models.projected import ProjectedDiscriminator
+
+        return ProjectedDiscriminator(resize=cfg.projected_resize, seed=cfg.seed)
+    raise ValueError(f"unknown disc {cfg.disc!r}; use one of {', '.join(DISC_KINDS)}")
+
+
+def discriminator_losses(kind: str, real_pred: torch.Tensor | None, fake_pred: torch.Tensor) -> torch.Tensor:
+    """The discriminator's loss, or the generator's when ``real_pred`` is None.
+
+    ``stylegan2``: non-saturating logistic on (B, 1) logits. ``projected``: hinge on (B, n_scales) logits,
+    a mean over the batch summed over the scales.
+    """
+    if kind == "projected":
+        if real_pred is None:
+            return -fake_pred.mean(0).sum()
+        return F.relu(1 - real_pred).mean(0).sum() + F.relu(1 + fake_pred).mean(0).sum()
+    if real_pred is None:
+        return F.softplus(-fake_pred).mean()
+    return F.softplus(fake_pred).mean() + F.softplus(-real_pred).mean()
 
 
 def augment(x: torch.Tensor, kind: str, generator: torch.Generator) -> torch.Tensor:
@@ -237,16 +286,21 @@ def train_gan(cfg: TrainGANConfig, resume: bool = True, progress: bool = True) -
     device = accelerator.device
     rank = accelerator.process_index
 
+    if cfg.disc not in DISC_KINDS:
+        raise ValueError(f"unknown disc {cfg.disc!r}; use one of {', '.join(DISC_KINDS)}")
+    init_from = check_init_from(cfg) if cfg.init_from and not existing else None
     torch.manual_seed(cfg.seed)
     generator = StyleGAN2Generator(generator_config(cfg))
-    discriminator = StyleGAN2Discriminator(discriminator_config(cfg))
+    discriminator = build_discriminator(cfg)
     g_ema = copy.deepcopy(generator).eval()
     _requires_grad(g_ema, False)
 
+    use_r1 = cfg.disc == "stylegan2"
     g_ratio = cfg.g_reg_every / (cfg.g_reg_every + 1) if cfg.path_regularize > 0 else 1.0
-    d_ratio = cfg.d_reg_every / (cfg.d_reg_every + 1)
+    d_ratio = cfg.d_reg_every / (cfg.d_reg_every + 1) if use_r1 else 1.0
+    d_lr = cfg.d_lr if cfg.d_lr is not None else cfg.lr
     g_optim = torch.optim.Adam(generator.parameters(), lr=cfg.lr * g_ratio, betas=(0.0, 0.99**g_ratio))
-    d_optim = torch.optim.Adam(discriminator.parameters(), lr=cfg.lr * d_ratio, betas=(0.0, 0.99**d_ratio))
+    d_optim = torch.optim.Adam(discriminator.parameters(), lr=d_lr * d_ratio, betas=(0.0, 0.99**d_ratio))
 
     generator, discriminator, g_optim, d_optim = accelerator.prepare(generator, discriminator, g_optim, d_optim)
     g_ema.to(device)
@@ -256,13 +310,18 @@ def train_gan(cfg: TrainGANConfig, resume: bool = True, progress: bool = True) -
     if existing:
         accelerator.load_state(str(existing[-1]))
         accelerator.print(f"resumed from {existing[-1]} (step {state.step})")
-    elif cfg.init_from:
+    elif init_from is not None:
         # fine-tune: networks, EMA, optimizer moments and step from another run; this run's own settings
-        accelerator.load_state(str(check_init_from(cfg)))
-        for opt, ratio in ((g_optim, g_ratio), (d_optim, d_ratio)):
+        ckpt, same_disc = init_from
+        if same_disc:
+            accelerator.load_state(str(ckpt))
+        else:  # another kind of discriminator: the generator side only, a fresh discriminator
+            _load_generator_side(ckpt, accelerator.unwrap_model(generator), g_optim, g_ema, state)
+        for opt, lr, ratio in ((g_optim, cfg.lr, g_ratio), (d_optim, d_lr, d_ratio)):
             for group in opt.param_groups:
-                group["lr"], group["betas"] = cfg.lr * ratio, (0.0, 0.99**ratio)
-        accelerator.print(f"initialised from {cfg.init_from} (step {state.step})")
+                group["lr"], group["betas"] = lr * ratio, (0.0, 0.99**ratio)
+        what = "" if same_disc else " (generator side; a new discriminator)"
+        accelerator.print(f"initialised from {cfg.init_from}{what} (step {state.step})")
     if accelerator.is_main_process:
         run.mkdir(parents=True, exist_ok=True)
         (run / "samples").mkdir(exist_ok=True)
@@ -289,12 +348,12 @@ def train_gan(cfg: TrainGANConfig, resume: bool = True, progress: bool = True) -
             fake = generator(_mixed_styles(cfg, cfg.batch, gen, device)).images
             fake_pred = discriminator(augment(fake.detach(), cfg.augment, gen)).logits
             real_pred = discriminator(augment(real, cfg.augment, gen)).logits
-            d_loss = F.softplus(fake_pred).mean() + F.softplus(-real_pred).mean()
+            d_loss = discriminator_losses(cfg.disc, real_pred, fake_pred)
         d_optim.zero_grad(set_to_none=True)
         accelerator.backward(d_loss)
         d_optim.step()
 
-        if step % cfg.d_reg_every == 0:
+        if use_r1 and step % cfg.d_reg_every == 0:
             real_r = augment(real, cfg.augment, gen).detach().requires_grad_(True)
             real_pred = discriminator(real_r).logits
             (grad,) = torch.autograd.grad(real_pred.float().sum(), real_r, create_graph=True)
@@ -309,7 +368,7 @@ def train_gan(cfg: TrainGANConfig, resume: bool = True, progress: bool = True) -
         _requires_grad(discriminator, False)
         with accelerator.autocast():
             fake = generator(_mixed_styles(cfg, cfg.batch, gen, device)).images
-            g_loss = F.softplus(-discriminator(augment(fake, cfg.augment, gen)).logits).mean()
+            g_loss = discriminator_losses(cfg.disc, None, discriminator(augment(fake, cfg.augment, gen)).logits)
         g_optim.zero_grad(set_to_none=True)
         accelerator.backward(g_loss)
         g_optim.step()
@@ -357,8 +416,9 @@ def train_gan(cfg: TrainGANConfig, resume: bool = True, progress: bool = True) -
     return run
 
 
-def export_models(run: Path, g_ema: StyleGAN2Generator, discriminator: StyleGAN2Discriminator) -> None:
-    """Write ``run/generator`` (the EMA weights, with a model card) and ``run/discriminator``."""
+def export_models(run: Path, g_ema: StyleGAN2Generator, discriminator: torch.nn.Module) -> None:
+    """Write ``run/generator`` (the EMA weights, with a model card) and ``run/discriminator`` (a StyleGAN2
+    discriminator only: a projected one lives in the checkpoints)."""
     import json
 
     from ..cards import generator_card
@@ -370,7 +430,8 @@ def export_models(run: Path, g_ema: StyleGAN2Generator, discriminator: StyleGAN2
                 "d_params_m": round(sum(p.numel() for p in discriminator.parameters()) / 1e6, 2)}
     card = generator_card(run.name, g_ema.config.to_dict(), training, None, "../samples/final.png")
     save_pretrained_atomic(g_ema, run / "generator", card=card)
-    save_pretrained_atomic(discriminator, run / "discriminator")
+    if isinstance(discriminator, StyleGAN2Discriminator):
+        save_pretrained_atomic(discriminator, run / "discriminator")
 
 
 def training_summary(run: Path, every: int = 500, upto_step: int | None = None) -> tuple[dict, str]:
@@ -413,8 +474,10 @@ def load_run_config(run: Path) -> TrainGANConfig:
 
 
 def models_from_checkpoint(run: Path, checkpoint: Path | None = None
-                           ) -> tuple[StyleGAN2Generator, StyleGAN2Discriminator, int]:
+                           ) -> tuple[StyleGAN2Generator, StyleGAN2Discriminator | None, int]:
     """Rebuild (EMA generator, discriminator, step) from a run's checkpoint (newest by default).
+
+    The discriminator is None for a ``disc="projected"`` run (it is not a ``StyleGAN2Discriminator``).
 
     Reads only safetensors and ``weights_only`` tensors: no code from the files runs.
     """
@@ -427,7 +490,10 @@ def models_from_checkpoint(run: Path, checkpoint: Path | None = None
         raise FileNotFoundError(f"{run} has no complete checkpoint yet")
     g_ema = StyleGAN2Generator(generator_config(cfg))
     g_ema.load_state_dict(torch.load(ckpt / "custom_checkpoint_0.pkl", map_location="cpu", weights_only=True))
-    disc = StyleGAN2Discriminator(discriminator_config(cfg))
-    disc.load_state_dict(load_file(str(ckpt / "model_1.safetensors")))
+    disc = None
+    if cfg.disc == "stylegan2":
+        disc = StyleGAN2Discriminator(discriminator_config(cfg))
+        disc.load_state_dict(load_file(str(ckpt / "model_1.safetensors")))
+        disc = disc.eval()
     step = int(torch.load(ckpt / "custom_checkpoint_1.pkl", map_location="cpu", weights_only=True)["step"])
-    return g_ema.eval(), disc.eval(), step
+    return g_ema.eval(), disc, step
