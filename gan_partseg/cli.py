@@ -29,7 +29,7 @@ FLAG_HELP = {
     "disc": "stylegan2 (logistic loss + R1) or projected (frozen EfficientNet-Lite0 features, random "
             "projections, per-scale heads; hinge loss, no R1)",
     "projected_resize": "with --disc projected: pixels the images are resized to for EfficientNet-Lite0",
-    "d_lr": "discriminator learning rate (default: --lr)",
+    "d_lr": "discriminator learning rate; None means the same as --lr",
 }
 
 

@@ -81,17 +81,11 @@ class DetectorFeatures(torch.nn.Module):
         self.detector = detector.eval()
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        x, pooled = images.float(), []
-        for i, block in enumerate(self.detector.down):
-            if i:
-                x = F.max_pool2d(x, 2)
-            x = block(x)
-            pooled.append(x.mean((2, 3)))
-        return torch.cat(pooled, 1)
+        return torch.cat([f.mean((2, 3)) for f in self.detector.encode(images.float())], 1)
 
 
 @torch.no_grad()
-def feature_stats(batches: Iterable[torch.Tensor], model: ImageNetFeatures, total: int | None = None,
+def feature_stats(batches: Iterable[torch.Tensor], model: torch.nn.Module, total: int | None = None,
                   desc: str = "features") -> tuple[np.ndarray, np.ndarray]:
     """Mean (D,) and covariance (D, D) of features over batches of (B, 3, H, W) images in [-1, 1]."""
     feats = [model(b).double() for b in tqdm(batches, total=total, desc=desc, leave=False)]

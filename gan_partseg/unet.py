@@ -90,6 +90,17 @@ class AutoShotSegmenter(ResolveBundledMixin, PreTrainedModel):
     def id2label(self) -> dict[int, str]:
         return {int(k): v for k, v in self.config.id2label.items()}
 
+    def encode(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The encoder: (B, in_channels, H, W) -> one map per level, (B, widths[l], H / 2^l, W / 2^l)
+        (H and W divisible by 2^(levels - 1))."""
+        skips = []
+        for i, block in enumerate(self.down):
+            if i:
+                x = F.max_pool2d(x, 2)
+            x = block(x)
+            skips.append(x)
+        return skips
+
     def forward(self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None,
                 return_dict: bool = True) -> SemanticSegmenterOutput:
         """pixel_values: (B, 3, H, W) in [-1, 1], any H, W -> logits (B, n_classes, H, W).
@@ -105,12 +116,7 @@ class AutoShotSegmenter(ResolveBundledMixin, PreTrainedModel):
         x = F.pad(pixel_values, [0, pw, 0, ph], mode="replicate") if ph or pw else pixel_values
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        skips = []
-        for i, block in enumerate(self.down):
-            if i:
-                x = F.max_pool2d(x, 2)
-            x = block(x)
-            skips.append(x)
+        skips = self.encode(x)
         x = skips.pop()
         for block in self.up:
             skip = skips.pop()

@@ -286,8 +286,6 @@ def train_gan(cfg: TrainGANConfig, resume: bool = True, progress: bool = True) -
     device = accelerator.device
     rank = accelerator.process_index
 
-    if cfg.disc not in DISC_KINDS:
-        raise ValueError(f"unknown disc {cfg.disc!r}; use one of {', '.join(DISC_KINDS)}")
     init_from = check_init_from(cfg) if cfg.init_from and not existing else None
     torch.manual_seed(cfg.seed)
     generator = StyleGAN2Generator(generator_config(cfg))
