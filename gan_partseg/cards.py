@@ -90,8 +90,9 @@ lazy R1 (gamma {t['r1']}, every {t['d_reg_every']} steps), path-length regularis
 {t['ema_kimg']} kimg (ramp-up {t['ema_rampup']}), Adam lr {t['lr']} betas (0, 0.99), batch {t['batch']},
 seed {t['seed']}.
 Trained for **{t['steps_done']} steps ({t['kimg']:.0f} k images shown)** in
-**{t['wall_minutes']:.0f} minutes** of wall time on a 2-core CPU
-({t['seconds_per_step']:.2f} s per step on average, shared with other work).
+**{t['wall_minutes']:.0f} minutes** of wall time on 2-core CPUs
+({t['seconds_per_step']:.2f} s per step on average: the run resumed from its checkpoints on machines of
+different speeds, at times shared with other work; `benchmarks/gan_step.py` measures a step alone).
 The loss log summary is in `docs/results/toyfaces-64-training.md`.
 
 ## Quality

@@ -18,7 +18,7 @@ each part shows up.
 
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Mapping
 
 import numpy as np
 import torch
@@ -85,14 +85,23 @@ class DetectorFeatures(torch.nn.Module):
 
 
 @torch.no_grad()
-def feature_stats(batches: Iterable[torch.Tensor], model: torch.nn.Module, total: int | None = None,
-                  desc: str = "features") -> tuple[np.ndarray, np.ndarray]:
-    """Mean (D,) and covariance (D, D) of features over batches of (B, 3, H, W) images in [-1, 1]."""
-    feats = [model(b).double() for b in tqdm(batches, total=total, desc=desc, leave=False)]
-    f = torch.cat(feats)
-    mu = f.mean(0)
-    cov = torch.cov(f.t())
-    return mu.numpy(), cov.numpy()
+def feature_stats(batches: Iterable[torch.Tensor], model: torch.nn.Module | Mapping[str, torch.nn.Module],
+                  total: int | None = None, desc: str = "features"):
+    """Mean (D,) and covariance (D, D) of features over batches of (B, 3, H, W) images in [-1, 1].
+
+    ``model``: one feature network (returns ``(mu, cov)``) or a dict name -> network, each batch
+    going through every one of them (returns a dict name -> ``(mu, cov)``): one pass over the images.
+    """
+    nets = model if isinstance(model, Mapping) else {"": model}
+    feats = {key: [] for key in nets}
+    for b in tqdm(batches, total=total, desc=desc, leave=False):
+        for key, net in nets.items():
+            feats[key].append(net(b).double())
+    stats = {}
+    for key, fs in feats.items():
+        f = torch.cat(fs)
+        stats[key] = (f.mean(0).numpy(), torch.cov(f.t()).numpy())
+    return stats if isinstance(model, Mapping) else stats[""]
 
 
 def frechet_distance(mu1: np.ndarray, cov1: np.ndarray, mu2: np.ndarray, cov2: np.ndarray) -> float:
@@ -131,7 +140,8 @@ def generated_batches(generator, n: int, batch: int = 50, seed: int = 0,
 
 def fd_report(generator, n: int = 2000, seed: int = 0, untrained_factory: Callable | None = None,
               batch: int = 50, features: torch.nn.Module | None = None,
-              features_name: str = "EfficientNet-Lite0 ImageNet, 1280-d pooled, 224 px") -> dict:
+              features_name: str = "EfficientNet-Lite0 ImageNet, 1280-d pooled, 224 px",
+              also: Mapping[str, tuple[torch.nn.Module, str]] | None = None) -> dict:
     """FD-Lite0 of generator vs rendered training faces, beside the floor and ceiling.
 
     floor: rendered (seeds after the first ``n`` training seeds) vs rendered (first ``n`` held-out seeds);
@@ -139,25 +149,33 @@ def fd_report(generator, n: int = 2000, seed: int = 0, untrained_factory: Callab
     ceiling: an untrained generator of the same config (when ``untrained_factory`` given).
     ``features``: another feature network (images in [-1, 1] -> (B, D)), e.g. ``DetectorFeatures``,
     described by ``features_name``.
+    ``also``: more figures on the same image sets, {key: (network, description)}; each lands in
+    ``report[key]`` with the same ``fd_*`` keys. Every image set is rendered or generated once
+    and goes through all the networks.
     """
     from .data import HELD_OUT_SEEDS, TRAIN_SEEDS
 
     size = generator.config.size
-    feats = features if features is not None else ImageNetFeatures()
+    nets = {"": features if features is not None else ImageNetFeatures()}
+    names = {"": features_name}
+    for key, (net, name) in (also or {}).items():
+        nets[key], names[key] = net, name
     nb = (n + batch - 1) // batch
-    ref = feature_stats(rendered_batches(HELD_OUT_SEEDS[:n], size, batch), feats, nb, "held-out faces")
-    other = feature_stats(rendered_batches(TRAIN_SEEDS[n: 2 * n], size, batch), feats, nb, "training faces")
-    gen = feature_stats(generated_batches(generator, n, batch, seed), feats, nb, "generated")
-    report = {
-        "n_images": n,
-        "features": features_name,
-        "fd_rendered_vs_rendered": frechet_distance(*other, *ref),
-        "fd_generator_vs_rendered": frechet_distance(*gen, *ref),
+    ref = feature_stats(rendered_batches(HELD_OUT_SEEDS[:n], size, batch), nets, nb, "held-out faces")
+    sets = {
+        "fd_rendered_vs_rendered": feature_stats(rendered_batches(TRAIN_SEEDS[n: 2 * n], size, batch), nets, nb,
+                                                 "training faces"),
+        "fd_generator_vs_rendered": feature_stats(generated_batches(generator, n, batch, seed), nets, nb,
+                                                  "generated"),
     }
     if untrained_factory is not None:
         untrained = untrained_factory().eval()
-        report["fd_untrained_vs_rendered"] = frechet_distance(
-            *feature_stats(generated_batches(untrained, n, batch, seed), feats, nb, "untrained"), *ref)
+        sets["fd_untrained_vs_rendered"] = feature_stats(generated_batches(untrained, n, batch, seed), nets, nb,
+                                                         "untrained")
+    reports = {key: {"features": names[key], **{fig: frechet_distance(*stats[key], *ref[key])
+                                                for fig, stats in sets.items()}} for key in nets}
+    report = {"n_images": n, **reports.pop("")}
+    report.update(reports)
     return report
 
 

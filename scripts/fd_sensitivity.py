@@ -55,8 +55,7 @@ def main() -> None:
             networks["fd_detector"] = DetectorFeatures(load_part_detector())
         else:
             raise SystemExit(f"unknown --features {kind!r}; use lite0 and/or detector")
-    refs = {key: feature_stats(rendered_batches(HELD_OUT_SEEDS[:n], size, batch), net, nb, f"held-out faces ({key})")
-            for key, net in networks.items()}
+    refs = feature_stats(rendered_batches(HELD_OUT_SEEDS[:n], size, batch), networks, nb, "held-out faces")
     other = TRAIN_SEEDS[n: 2 * n]
     gen = torch.Generator().manual_seed(0)
     variants = {
@@ -67,10 +66,9 @@ def main() -> None:
     }
     rows = {key: {} for key in networks}
     for name, fn in variants.items():
-        changed = torch.cat([fn(b) for b in rendered_batches(other, size, batch)])
-        for key, net in networks.items():
-            stats = feature_stats(changed.split(batch), net, nb, f"{name} ({key})")
-            rows[key][name] = frechet_distance(*stats, *refs[key])
+        stats = feature_stats((fn(b) for b in rendered_batches(other, size, batch)), networks, nb, name)
+        for key in networks:
+            rows[key][name] = frechet_distance(*stats[key], *refs[key])
             print(f"{name:>20}: {key} {rows[key][name]:.4g}", flush=True)
     out = Path(args.out)
     report = json.loads(out.read_text()) if out.exists() else {}

@@ -80,10 +80,9 @@ def main() -> None:
     results = ROOT / "docs" / "results"
     quality = None
     if not args.no_fid:
-        quality = fd_report(g_ema, n=args.n_fid, untrained_factory=lambda: StyleGAN2Generator(g_ema.config))
+        quality = fd_figures(g_ema, detector, args.n_fid, untrained=True)
         quality.update(step=step, **measure_parts(g_ema, detector, args.n_fid, f"{NAME} step {step}",
-                                                 cards / f"{NAME}-parts.png", out / "parts.png"),
-                       **detector_fd(g_ema, detector, args.n_fid))
+                                                 cards / f"{NAME}-parts.png", out / "parts.png"))
         atomic_write_text(results / f"{NAME}.json", json.dumps(quality, indent=2))
         print(json.dumps(quality, indent=2))
     elif (results / f"{NAME}.json").exists():
@@ -114,14 +113,24 @@ def measure_parts(g_ema, detector, n: int, title: str, *charts: Path) -> dict:
     return {"parts": report["parts"], "parts_n_images": report["n_images"], "parts_min_pixels": report["min_pixels"]}
 
 
-def detector_fd(g_ema, detector, n: int) -> dict:
-    """FD on the part detector's features (``DetectorFeatures``): generated and rendered-vs-rendered (the floor).
+DETECTOR_FEATURES = "part detector (U-Net on rendered faces) encoder, pooled, 240-d"
 
-    A check on FD-Lite0 by a network that owes nothing to ImageNet (a projected discriminator trains
-    against EfficientNet-Lite0 features, so it could fit FD-Lite0 without fitting the faces)."""
-    report = fd_report(g_ema, n=n, features=DetectorFeatures(detector),
-                       features_name="part detector (U-Net on rendered faces) encoder, pooled, 240-d")
-    return {"fd_detector": {k: report[k] for k in ("features", "fd_rendered_vs_rendered", "fd_generator_vs_rendered")}}
+
+def fd_figures(g_ema, detector, n: int, untrained: bool = False) -> dict:
+    """FD-Lite0 (``fd_report``) and, under ``fd_detector``, the FD on the part detector's features
+    (``DetectorFeatures``), from one pass over the image sets; ``untrained``: with the ceilings.
+
+    The detector FD is a check on FD-Lite0 by a network that owes nothing to ImageNet (a projected
+    discriminator trains against EfficientNet-Lite0 features, so it could fit FD-Lite0 without fitting
+    the faces)."""
+    return fd_report(g_ema, n=n, untrained_factory=(lambda: StyleGAN2Generator(g_ema.config)) if untrained else None,
+                     also={"fd_detector": (DetectorFeatures(detector), DETECTOR_FEATURES)})
+
+
+def detector_fd(g_ema, detector, n: int) -> dict:
+    """The detector FD alone (``fd_figures`` without FD-Lite0), as ``{"fd_detector": {...}}``."""
+    report = fd_report(g_ema, n=n, features=DetectorFeatures(detector), features_name=DETECTOR_FEATURES)
+    return {"fd_detector": {k: v for k, v in report.items() if k != "n_images"}}
 
 
 def measure_shipped_parts(detector, n: int) -> None:
@@ -144,13 +153,11 @@ def evaluate_checkpoint(run: Path, g_ema, step: int, style_dim: int, n: int, det
     out = run / "quality"
     path = out / f"step_{step:08d}.json"
     if fid:
-        quality = {**fd_report(g_ema, n=n), "step": step}
-    elif path.exists():
-        quality = json.loads(path.read_text())
+        quality = {**fd_figures(g_ema, detector, n), "step": step}
     else:
-        quality = {"step": step}
+        quality = json.loads(path.read_text()) if path.exists() else {"step": step}
+        quality.update(detector_fd(g_ema, detector, n))
     quality.update(measure_parts(g_ema, detector, n, f"step {step}", out / f"step_{step:08d}-parts.png"))
-    quality.update(detector_fd(g_ema, detector, n))
     atomic_write_text(path, json.dumps(quality, indent=2))
     save_image(out / f"step_{step:08d}.png", upscale(sample_grid(g_ema, style_dim), 2))
     print(json.dumps(quality, indent=2))

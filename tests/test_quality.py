@@ -79,6 +79,36 @@ def test_detector_features_pool_each_encoder_stage_and_serve_fd_report(tiny_gene
     assert 0 <= report["fd_rendered_vs_rendered"] < report["fd_generator_vs_rendered"]
 
 
+def test_fd_report_measures_more_networks_in_one_pass_with_the_same_figures(tiny_generator, monkeypatch):
+    import gan_partseg.quality as quality
+
+    torch.manual_seed(0)
+    nets = {key: AutoShotSegmenter(AutoShotSegmenterConfig(widths=[4, 8], image_size=32,
+                                                           id2label=id2label(CLASSES_10))).eval()
+            for key in ("a", "b")}
+    feats = {key: DetectorFeatures(net) for key, net in nets.items()}
+
+    def untrained():
+        torch.manual_seed(1)
+        return type(tiny_generator)(tiny_generator.config)
+
+    alone = {key: fd_report(tiny_generator, n=8, batch=4, features=f, features_name=key,
+                            untrained_factory=untrained)
+             for key, f in feats.items()}
+    rendered = []
+    real_render = quality.rendered_batches
+    monkeypatch.setattr(quality, "rendered_batches", lambda *a, **k: rendered.append(a) or real_render(*a, **k))
+    both = fd_report(tiny_generator, n=8, batch=4, features=feats["a"], features_name="a",
+                     untrained_factory=untrained,
+                     also={"fd_b": (feats["b"], "b")})
+    assert len(rendered) == 2  # held-out and training faces, each rendered once for both networks
+    assert both["n_images"] == 8 and both["features"] == "a" and both["fd_b"]["features"] == "b"
+    for fig in ("fd_rendered_vs_rendered", "fd_generator_vs_rendered", "fd_untrained_vs_rendered"):
+        assert both[fig] == pytest.approx(alone["a"][fig], rel=1e-6)
+        assert both["fd_b"][fig] == pytest.approx(alone["b"][fig], rel=1e-6)
+    assert both["fd_b"]["fd_generator_vs_rendered"] != pytest.approx(both["fd_generator_vs_rendered"])
+
+
 def test_bar_chart_draws_bars_in_proportion_and_checks_its_input():
     chart = bar_chart(["a", "b"], {"one": [1.0, 0.5], "two": [0.25, None]}, title="t", width=200, bar=10)
     assert chart.dtype == np.uint8 and chart.ndim == 3
