@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every measured figure of docs/results.md and the bundled segmenters, in dependency order.
 # Each step caches its work under runs/ and resumes after an interruption: rerun to continue.
-# About 2-3 hours on a 2-core CPU (most of it inverting 230 rendered faces and training 108 heads).
+# 45 min on the 2-core CPU of 2026-11-25 (0.47 s per GAN step), 2-3 hours on slower ones (most of it
+# inverting 230 rendered faces and training 108 heads).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}

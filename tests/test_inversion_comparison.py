@@ -1,0 +1,34 @@
+"""The latent-optimizer comparison says whether its default still stands (scripts/inversion_comparison.py)."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+import inversion_comparison  # noqa: E402
+from gan_partseg.latent_optimizer import DEFAULTS  # noqa: E402
+
+
+def _row(perceptual, space, wiou):
+    return {"perceptual": perceptual, "space": space, "steps": 200, "psnr": 25.0, "weighted_iou": wiou,
+            "mean_iou": 0.4, "seconds_per_image": 1.0}
+
+
+def _section(tmp_path, monkeypatch, other_wiou):
+    (tmp_path / "docs").mkdir(exist_ok=True)
+    (tmp_path / "docs" / "results.md").write_text("# Results\n\n## Latent optimizer settings\n\nold\n")
+    monkeypatch.setattr(inversion_comparison, "ROOT", tmp_path)
+    rows = [_row(DEFAULTS["perceptual"], DEFAULTS["space"], 0.865), _row("none", "w", other_wiou)]
+    best = max(rows, key=lambda r: r["weighted_iou"])
+    inversion_comparison.write_section({"n_images": 16, "segmenter": "seg", "rows": rows, "best": best})
+    return (tmp_path / "docs" / "results.md").read_text()
+
+
+def test_default_within_the_noise_of_the_best_stays(tmp_path, monkeypatch):
+    text = _section(tmp_path, monkeypatch, 0.867)
+    assert "| none **(best)** | w |" in text and "old" not in text
+    assert "0.2 points of weighted IoU below the best" in text and "the default stays" in text
+
+
+def test_default_beaten_by_more_than_the_noise_says_what_to_do(tmp_path, monkeypatch):
+    text = _section(tmp_path, monkeypatch, 0.90)
+    assert "3.5 points" in text and "change `DEFAULTS` and rerun `scripts/run_results.sh`" in text
