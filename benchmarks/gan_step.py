@@ -1,4 +1,4 @@
-"""GAN training step time: the StyleGAN2 discriminator vs the projected one, side by side.
+"""GAN training step time: the StyleGAN2 discriminator vs the projected one, and bf16, side by side.
 
 Each row runs ``train_gan`` itself (the real loop: D step, lazy R1 where it applies, G step,
 EMA) on the toyfaces-64 networks, batch 16, in its own subprocess and a temp folder, on
@@ -11,6 +11,8 @@ Rows:
   stylegan2               the embedded run's recipe (logistic loss, R1 every 16 steps)
   projected-64            projected discriminator, images resized to 64 px for EfficientNet-Lite0
   projected-128           the same at 128 px (the setting of runs/toyfaces-64-projected)
+  stylegan2-bf16          the first row under bf16 autocast (``mixed_precision="bf16"``): speed only,
+                          its effect on what the GAN learns is not measured here
 
     python benchmarks/gan_step.py [--timed 32] [--threads 2]
 
@@ -32,6 +34,7 @@ ROWS = {
     "stylegan2": dict(disc="stylegan2"),
     "projected-64": dict(disc="projected", projected_resize=64, d_lr=0.0002),
     "projected-128": dict(disc="projected", projected_resize=128, d_lr=0.0002),
+    "stylegan2-bf16": dict(disc="stylegan2", mixed_precision="bf16"),
 }
 
 
@@ -84,7 +87,7 @@ def main() -> None:
                     f"{args.timed} steps after {args.warmup} warm-up steps, one subprocess per row"}
     RESULTS.mkdir(parents=True, exist_ok=True)
     atomic_write_text(RESULTS / "gan_step.json", json.dumps({"meta": meta, "rows": rows}, indent=2))
-    lines = ["| discriminator | s/step | images/s | x StyleGAN2 D |", "|---|---|---|---|"]
+    lines = ["| row | s/step | images/s | x StyleGAN2 D |", "|---|---|---|---|"]
     lines += [f"| {r['row']} | {r['seconds_per_step']} | {r['images_per_s']} | {r['vs_stylegan2']} |" for r in rows]
     table = "\n".join(lines)
     atomic_write_text(RESULTS / "gan_step.md", f"# GAN training step\n\n{table}\n\n{meta['note']}\n")

@@ -99,5 +99,6 @@ def write_section(out: dict) -> None:
                   f"of weighted IoU below the best, {verdict}."]
     replace_markdown_section(ROOT / "docs" / "results.md", "## Latent optimizer settings", "\n".join(lines) + "\n")
 
+
 if __name__ == "__main__":
     main()
