@@ -23,7 +23,8 @@ def generator_card(name: str, config: dict, training: dict, quality: dict | None
     """The card of a StyleGAN2 generator trained on toy faces.
 
     config: the generator config (dict); training: train_config plus ``steps_done``,
-    ``kimg``, ``wall_minutes``, ``seconds_per_step``; quality: the ``fd_report`` dict, optionally with
+    ``kimg``, ``wall_minutes``, ``seconds_per_step``, optionally ``lineage`` (``training_summary``);
+    quality: the ``fd_report`` dict, optionally with
     ``fd_yardsticks`` ({changed-renders name: FD}), ``fd_detector`` (floor and generator FD on the part
     detector's features) with ``fd_detector_yardsticks``, and ``parts`` (``part_presence_report``);
     parts_image: its bar chart, shown under the table.
@@ -35,6 +36,12 @@ def generator_card(name: str, config: dict, training: dict, quality: dict | None
         pipeline_tag="unconditional-image-generation",
     )
     q = quality or {}
+    lineage = training.get("lineage") or []
+    stages = ""
+    if len(lineage) > 1:  # a run started --init-from another: the settings above are its last stage's
+        stages = (f"The weights went through {len(lineage)} runs, each started from the one before with "
+                  f"`--init-from`: {', then '.join(f'`{s}`' for s in lineage)}; the settings above are the "
+                  "last one's, the others' are in their `runs/*/train_config.json`, and the totals cover all.\n")
     quality_rows = ""
     if q:
         quality_rows = (
@@ -93,7 +100,7 @@ Trained for **{t['steps_done']} steps ({t['kimg']:.0f} k images shown)** in
 **{t['wall_minutes']:.0f} minutes** of wall time on 2-core CPUs
 ({t['seconds_per_step']:.2f} s per step on average: the run resumed from its checkpoints on machines of
 different speeds, at times shared with other work; `benchmarks/gan_step.py` measures a step alone).
-The loss log summary is in `docs/results/toyfaces-64-training.md`.
+{stages}The loss log summary is in `docs/results/toyfaces-64-training.md`.
 
 ## Quality
 

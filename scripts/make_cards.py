@@ -34,7 +34,8 @@ def write_cards(verbose: bool = True) -> list[str]:
         if name == "toyfaces-64":
             from gan_partseg.training.gan import training_summary
 
-            run = ROOT / "runs" / name
+            shipped_config = json.loads((folder / "train_config.json").read_text())
+            run = ROOT / shipped_config.get("out", f"runs/{name}")  # the run it was shipped from (maybe a fork)
             quality = _load(f"{name}.json")
             yardsticks = _load("fd-sensitivity.json")
             if quality and yardsticks and yardsticks["n_images"] == quality["n_images"]:
@@ -42,7 +43,7 @@ def write_cards(verbose: bool = True) -> list[str]:
                     if key in yardsticks:
                         quality[out] = {k: v for k, v in yardsticks[key].items() if k != "rendered (floor)"}
             info, _ = training_summary(run, upto_step=quality.get("step") if quality else None)
-            training = {**json.loads((folder / "train_config.json").read_text()), **info}
+            training = {**shipped_config, **info}
             from gan_partseg import StyleGAN2Discriminator, StyleGAN2Generator
 
             g = StyleGAN2Generator.from_pretrained(name)

@@ -149,3 +149,6 @@ def test_generator_card_shows_fd_and_part_presence():
     assert "**0.325**" in both and "| rendered vs rendered (floor) | 0.019 |" in both
     assert "| yardstick: rendered, blur 1 px | 2.017 |" in both and "**78.40**" in both
     assert "| eye |" not in str(generator_card("g", config, training, {**quality, "parts": None}, None))
+    assert "went through" not in text
+    staged = str(generator_card("g", config, {**training, "lineage": ["a to step 5", "b"]}, quality, None))
+    assert "went through 2 runs" in staged and "`a to step 5`, then `b`" in staged

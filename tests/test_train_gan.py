@@ -6,7 +6,7 @@ from safetensors.torch import load_file
 
 from gan_partseg import StyleGAN2Generator
 from gan_partseg.training.common import checkpoints
-from gan_partseg.training.gan import TrainGANConfig, models_from_checkpoint, train_gan
+from gan_partseg.training.gan import TrainGANConfig, models_from_checkpoint, train_gan, training_summary
 
 
 def _cfg(out, **kw):
@@ -79,6 +79,34 @@ def test_init_from_fine_tunes_another_runs_checkpoint_with_new_settings(tmp_path
     # its own checkpoints win over init_from when it is resumed
     again = train_gan(_cfg(tmp_path / "tuned", steps=4, init_from=str(ckpt), r1=0.05, lr=0.001), progress=False)
     assert all(torch.equal(_weights(again)[k], _weights(tuned)[k]) for k in a)
+    # its training totals count the source run's log up to the hand-over (the source went on to step 4 since)
+    info, table = training_summary(tuned, every=1)
+    assert info["lineage"] == ["src to step 2", "tuned"] and info["steps_done"] == 4
+    assert [line.split("|")[1].strip() for line in table.splitlines()[2:]] == ["1", "2", "3", "4"]
+    own, _ = training_summary(source, every=1)
+    assert own["lineage"] == ["src"]
+    sec = lambda run, step: next(json.loads(line)["sec"] for line in (run / "log.jsonl").read_text().splitlines()
+                                 if json.loads(line)["step"] == step)  # noqa: E731
+    assert info["wall_minutes"] == pytest.approx((sec(source, 2) + sec(tuned, 4)) / 60)
+    (source / "log.jsonl").rename(source / "log.old")
+    with pytest.raises(FileNotFoundError, match="init-from .*log is not here"):
+        training_summary(tuned)
+
+
+def test_images_shown_are_counted_across_a_change_of_batch(tmp_path):
+    source = train_gan(_cfg(tmp_path / "src", steps=2), progress=False)  # batch 4: 8 images
+    ckpt = checkpoints(source)[-1]
+    kimg = lambda run: {r["step"]: r["kimg"] for r in map(json.loads, (run / "log.jsonl").read_text().splitlines())}  # noqa: E731
+    wide = train_gan(_cfg(tmp_path / "wide", steps=4, batch=8, init_from=str(ckpt)), progress=False)
+    assert kimg(wide) == {3: 0.016, 4: 0.024}
+    # a checkpoint written before images shown were recorded: inferred from its step and its run's batch
+    state_file = ckpt / "custom_checkpoint_1.pkl"
+    state = torch.load(state_file, weights_only=True)
+    state.pop("nimg")
+    torch.save(state, state_file)
+    old = train_gan(_cfg(tmp_path / "old", steps=3, batch=8, init_from=str(ckpt)), progress=False)
+    assert kimg(old) == {3: 0.016}
+    assert torch.load(checkpoints(old)[-1] / "custom_checkpoint_1.pkl", weights_only=True)["nimg"] == 16
 
 
 def test_init_from_refuses_other_networks_and_non_checkpoints(tmp_path):

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..io import make_grid, save_image, tensor_to_uint8, uint8_to_tensor
+from ..io import atomic_write_bytes, make_grid, save_image, tensor_to_uint8, uint8_to_tensor
 from ..models.stylegan2 import (
     StyleGAN2Config,
     StyleGAN2Discriminator,
@@ -126,17 +126,25 @@ def _load_generator_side(ckpt: Path, generator, g_optim, g_ema, state: "TrainSta
 
 
 class TrainState:
-    """Step counter and running statistics, checkpointed beside the models."""
+    """Step counter, images shown and running statistics, checkpointed beside the models.
+
+    ``nimg`` counts images shown over all processes, so that a run started ``--init-from`` a run with
+    another batch size goes on counting right; -1 after loading a checkpoint written before it was
+    recorded (``train_gan`` then infers it from the step and that run's batch).
+    """
 
     def __init__(self):
         self.step = 0
+        self.nimg = 0
         self.mean_path_length = torch.zeros(())
 
     def state_dict(self):
-        return {"step": torch.tensor(self.step), "mean_path_length": self.mean_path_length.detach().cpu()}
+        return {"step": torch.tensor(self.step), "nimg": torch.tensor(self.nimg, dtype=torch.int64),
+                "mean_path_length": self.mean_path_length.detach().cpu()}
 
     def load_state_dict(self, sd):
         self.step = int(sd["step"])
+        self.nimg = int(sd["nimg"]) if "nimg" in sd else -1
         self.mean_path_length = torch.as_tensor(sd.get("mean_path_length", 0.0)).float()
 
 
@@ -224,11 +232,12 @@ def load_training_images(n_images: int, size: int, cache_dir: Path | None = None
         images = [b[0] for b in tqdm(pool.map(render, chunks), total=len(chunks),
                                      desc="rendering training faces", unit="x500")]
     arr = np.concatenate(images)
-    if cache is not None:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(".tmp.npy")
-        np.save(tmp, arr)
-        tmp.replace(cache)
+    if cache is not None:  # a unique temp name: runs started together may write the cache at once
+        import io
+
+        buf = io.BytesIO()
+        np.save(buf, arr)
+        atomic_write_bytes(cache, buf.getvalue())
     return arr
 
 
@@ -320,6 +329,9 @@ def train_gan(cfg: TrainGANConfig, resume: bool = True, progress: bool = True) -
                 group["lr"], group["betas"] = lr * ratio, (0.0, 0.99**ratio)
         what = "" if same_disc else " (generator side; a new discriminator)"
         accelerator.print(f"initialised from {cfg.init_from}{what} (step {state.step})")
+    if state.nimg < 0:  # a checkpoint from before images shown were recorded: step x its run's batch
+        source_batch = load_run_config(init_from[0].parent.parent).batch if init_from is not None else cfg.batch
+        state.nimg = state.step * source_batch * accelerator.num_processes
     if accelerator.is_main_process:
         run.mkdir(parents=True, exist_ok=True)
         (run / "samples").mkdir(exist_ok=True)
@@ -386,7 +398,8 @@ def train_gan(cfg: TrainGANConfig, resume: bool = True, progress: bool = True) -
             g_optim.step()
             logs["path"] = pl.item()
 
-        cur_nimg = (step + 1) * cfg.batch * accelerator.num_processes
+        state.nimg += cfg.batch * accelerator.num_processes
+        cur_nimg = state.nimg
         nimg = min(ema_nimg, cur_nimg * cfg.ema_rampup) if cfg.ema_rampup else ema_nimg
         decay = 0.5 ** (cfg.batch * accelerator.num_processes / max(nimg, 1e-8))
         _accumulate(g_ema, accelerator.unwrap_model(generator), decay)
@@ -435,20 +448,16 @@ def export_models(run: Path, g_ema: StyleGAN2Generator, discriminator: torch.nn.
 def training_summary(run: Path, every: int = 500, upto_step: int | None = None) -> tuple[dict, str]:
     """From ``run/log.jsonl``: totals (steps, kimg, wall minutes over resumed segments) and a markdown loss table.
 
-    ``upto_step``: only the log up to that step (the step a shipped artifact was taken at).
+    A run started ``--init-from`` another run's checkpoint counts that run's log up to the checkpoint's step
+    too (and so on back), so the totals are those of everything the weights went through; ``info["lineage"]``
+    names each run and the last step taken from it. ``upto_step``: only the log up to that step (the step a
+    shipped artifact was taken at).
     """
-    import json
-
-    rows = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if line.strip()]
+    stages = _lineage_rows(Path(run))
     if upto_step is not None:
-        rows = [r for r in rows if r["step"] <= upto_step]
-    # a resumed run restarts its clock: add up the wall time of each segment
-    wall, last_sec, prev = 0.0, 0.0, None
-    for r in rows:
-        if prev is not None and r["sec"] < prev:
-            wall += last_sec
-        last_sec = prev = r["sec"]
-    wall += last_sec
+        stages = [(name, [r for r in stage if r["step"] <= upto_step]) for name, stage in stages]
+    rows = [r for _, stage in stages for r in stage]
+    wall = sum(_wall_seconds(stage) for _, stage in stages)
     lines = ["| step | kimg | d loss | g loss | r1 | D(real) | D(fake) |", "|---|---|---|---|---|---|---|"]
     for r in rows:
         if r["step"] % every == 0 or r is rows[-1]:
@@ -456,8 +465,40 @@ def training_summary(run: Path, every: int = 500, upto_step: int | None = None) 
                          f"{r['real']:.2f} | {r['fake']:.2f} |")
     last = rows[-1]
     info = {"steps_done": last["step"], "kimg": last["kimg"], "wall_minutes": wall / 60,
-            "seconds_per_step": wall / max(last["step"], 1)}
+            "seconds_per_step": wall / max(last["step"], 1), "lineage": [name for name, stage in stages if stage]}
     return info, "\n".join(lines)
+
+
+def _wall_seconds(rows: list[dict]) -> float:
+    """Wall time of one run's log rows: a resumed run restarts its clock, so add up each segment's."""
+    wall, last_sec, prev = 0.0, 0.0, None
+    for r in rows:
+        if prev is not None and r["sec"] < prev:
+            wall += last_sec
+        last_sec = prev = r["sec"]
+    return wall + last_sec
+
+
+def _lineage_rows(run: Path) -> list[tuple[str, list[dict]]]:
+    """``(name, log rows)`` of ``run`` preceded by those of the runs it was started from (``init_from``), each
+    up to the step its successor took over, named ``"SOURCE to step N"``."""
+    import json
+
+    rows = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if line.strip()]
+    config = json.loads((run / "train_config.json").read_text()) if (run / "train_config.json").exists() else {}
+    init = config.get("init_from")
+    if not init:
+        return [(run.name, rows)]
+    ckpt = Path(init)
+    if not ckpt.is_absolute():  # recorded relative to where train-gan ran: the run's folder or an ancestor
+        ckpt = next((base / ckpt for base in (Path.cwd(), *run.resolve().parents) if (base / ckpt).parent.is_dir()),
+                    ckpt)
+    source, start = ckpt.parent.parent, int(ckpt.name.rsplit("_", 1)[-1])
+    if not (source / "log.jsonl").exists():
+        raise FileNotFoundError(f"{run} was started --init-from {init}, but that run's log is not here "
+                                f"({source / 'log.jsonl'}): restore the run folder to count its training")
+    *earlier, (name, before) = _lineage_rows(source)
+    return [*earlier, (f"{name} to step {start}", [r for r in before if r["step"] <= start]), (run.name, rows)]
 
 
 def load_run_config(run: Path) -> TrainGANConfig:

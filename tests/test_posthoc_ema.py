@@ -1,0 +1,49 @@
+"""Post-hoc EMAs from raw-generator snapshots (scripts/posthoc_ema.py) match the EMA training keeps."""
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+import posthoc_ema
+
+from gan_partseg.training.common import checkpoints
+from gan_partseg.training.gan import TrainGANConfig, train_gan
+
+
+def _cfg(out, steps):
+    return TrainGANConfig(out=str(out), size=16, style_dim=16, n_mlp=1, channels={"4": 16, "8": 16, "16": 8},
+                          n_images=16, batch=4, steps=steps, ema_kimg=0.01, ema_rampup=0.0, sample_every=100,
+                          checkpoint_every=1, log_every=1)
+
+
+def test_snapshots_at_every_step_rebuild_the_runs_own_ema(tmp_path):
+    run, snaps = tmp_path / "run", tmp_path / "snaps"
+    for steps in range(1, 5):  # one collect pass after each step: every step's raw generator is kept
+        train_gan(_cfg(run, steps), progress=False)
+        posthoc_ema.collect(run, snaps, idle_minutes=0)
+    found = posthoc_ema.snapshots(snaps)
+    assert [step for step, _ in found] == [1, 2, 3, 4]
+    ema_at_4 = torch.load(checkpoints(run)[-1] / "custom_checkpoint_0.pkl", weights_only=True)
+    raw_at_4 = load_file(str(found[-1][1] / "raw.safetensors"))
+    # the run's half-life: 10 images = 2.5 steps of 4
+    rebuilt = posthoc_ema.posthoc_ema(found, half_life_steps=2.5)
+    assert rebuilt.keys() == ema_at_4.keys()
+    for k in ema_at_4:
+        torch.testing.assert_close(rebuilt[k], ema_at_4[k], rtol=1e-5, atol=1e-6)
+    moved = [k for k in ema_at_4 if not torch.equal(ema_at_4[k], raw_at_4[k])]
+    assert moved  # the EMA is not the raw generator, so the match above says something
+    # a very long half-life stays at the start (the run's EMA at step 1), a very short one goes to the raw weights
+    start = load_file(str(found[0][1] / "ema.safetensors"))
+    torch.testing.assert_close(posthoc_ema.posthoc_ema(found, 1e9)[moved[0]], start[moved[0]])
+    torch.testing.assert_close(posthoc_ema.posthoc_ema(found, 1e-3)[moved[0]], raw_at_4[moved[0]])
+
+
+def test_evaluate_needs_two_snapshots(tmp_path):
+    (tmp_path / "step_00000005").mkdir()
+    with pytest.raises(FileNotFoundError, match="1 complete snapshots; run `collect`"):
+        (tmp_path / "step_00000005" / "ema.safetensors").write_bytes(b"")
+        posthoc_ema.snapshots(tmp_path)
