@@ -18,7 +18,7 @@ each part shows up.
 
 from __future__ import annotations
 
-from typing import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 import numpy as np
 import torch
@@ -138,6 +138,18 @@ def generated_batches(generator, n: int, batch: int = 50, seed: int = 0,
         done += b
 
 
+def reference_stats(n: int, size: int, nets: Mapping[str, torch.nn.Module], batch: int = 50) -> tuple[dict, dict]:
+    """Feature statistics ({name: (mu, cov)}, ``feature_stats``) of the rendered faces every FD here is measured
+    against: the first ``n`` held-out seeds (the reference), and ``n`` training seeds after the first ``n``
+    (the other side of the floor). Each image is rendered once and read by every network in ``nets``."""
+    from .data import HELD_OUT_SEEDS, TRAIN_SEEDS
+
+    nb = (n + batch - 1) // batch
+    ref = feature_stats(rendered_batches(HELD_OUT_SEEDS[:n], size, batch), nets, nb, "held-out faces")
+    floor = feature_stats(rendered_batches(TRAIN_SEEDS[n: 2 * n], size, batch), nets, nb, "training faces")
+    return ref, floor
+
+
 def fd_report(generator, n: int = 2000, seed: int = 0, untrained_factory: Callable | None = None,
               batch: int = 50, features: torch.nn.Module | None = None,
               features_name: str = "EfficientNet-Lite0 ImageNet, 1280-d pooled, 224 px",
@@ -153,7 +165,6 @@ def fd_report(generator, n: int = 2000, seed: int = 0, untrained_factory: Callab
     ``report[key]`` with the same ``fd_*`` keys. Every image set is rendered or generated once
     and goes through all the networks.
     """
-    from .data import HELD_OUT_SEEDS, TRAIN_SEEDS
 
     size = generator.config.size
     nets = {"": features if features is not None else ImageNetFeatures()}
@@ -161,10 +172,9 @@ def fd_report(generator, n: int = 2000, seed: int = 0, untrained_factory: Callab
     for key, (net, name) in (also or {}).items():
         nets[key], names[key] = net, name
     nb = (n + batch - 1) // batch
-    ref = feature_stats(rendered_batches(HELD_OUT_SEEDS[:n], size, batch), nets, nb, "held-out faces")
+    ref, floor = reference_stats(n, size, nets, batch)
     sets = {
-        "fd_rendered_vs_rendered": feature_stats(rendered_batches(TRAIN_SEEDS[n: 2 * n], size, batch), nets, nb,
-                                                 "training faces"),
+        "fd_rendered_vs_rendered": floor,
         "fd_generator_vs_rendered": feature_stats(generated_batches(generator, n, batch, seed), nets, nb,
                                                   "generated"),
     }

@@ -14,7 +14,7 @@ runs while the run trains) and stops once no checkpoint has come for ``--idle-mi
 ``evaluate`` measures FD-Lite0 and the FD on the part detector's features (as ``ship_embedded_gan.py`` does, the same
 2,000 generated images per generator and held-out faces) of: the raw generator at the newest snapshot, the run's
 own EMA there, and post-hoc EMAs of each ``--half-lives-kimg``, each started from the run's EMA at the first
-snapshot and updated at every later one with that snapshot's raw weights (held over the steps since the one
+snapshot and updated at every later one with that snapshot's raw weights (held over the images shown since the one
 before). The post-hoc EMA of the run's own half-life checks the method: it should score like the run's EMA.
 Writes ``DIR/report.json`` and ``DIR/report.md``.
 """
@@ -27,9 +27,10 @@ import time
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors import safe_open
+from safetensors.torch import load_file, save
 
-from gan_partseg.io import atomic_write_text
+from gan_partseg.io import atomic_write_bytes, atomic_write_text
 from gan_partseg.models.stylegan2 import StyleGAN2Generator
 from gan_partseg.quality import (
     DetectorFeatures,
@@ -37,18 +38,12 @@ from gan_partseg.quality import (
     feature_stats,
     frechet_distance,
     generated_batches,
-    rendered_batches,
+    reference_stats,
 )
 from gan_partseg.training.common import checkpoints
 from gan_partseg.training.gan import generator_config, load_run_config
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _save_atomic(tensors: dict[str, torch.Tensor], path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp))
-    tmp.replace(path)
 
 
 def collect(run: Path, into: Path, idle_minutes: float, poll_seconds: float = 20.0) -> None:
@@ -63,12 +58,13 @@ def collect(run: Path, into: Path, idle_minutes: float, poll_seconds: float = 20
             try:  # rotation may delete the checkpoint while it is read: the next poll sees the newer one
                 raw = load_file(str(ckpt / "model.safetensors"))
                 ema = torch.load(ckpt / "custom_checkpoint_0.pkl", map_location="cpu", weights_only=True)
+                state = torch.load(ckpt / "custom_checkpoint_1.pkl", map_location="cpu", weights_only=True)
             except (FileNotFoundError, RuntimeError) as err:
                 print(f"step {step}: gone before it was read ({err.__class__.__name__}); skipped", flush=True)
                 continue
-            out.mkdir(exist_ok=True)
-            _save_atomic(raw, out / "raw.safetensors")
-            _save_atomic(ema, out / "ema.safetensors")  # last: its presence marks a complete snapshot
+            meta = {"step": str(step), **({"nimg": str(int(state["nimg"]))} if "nimg" in state else {})}
+            atomic_write_bytes(out / "raw.safetensors", save(raw, metadata=meta))
+            atomic_write_bytes(out / "ema.safetensors", save(ema, metadata=meta))  # last: marks a complete snapshot
             print(f"collected step {step}", flush=True)
             last_new = time.monotonic()
         if time.monotonic() - last_new >= idle_minutes * 60:
@@ -84,20 +80,32 @@ def snapshots(folder: Path) -> list[tuple[int, Path]]:
     return found
 
 
-def posthoc_ema(snaps: list[tuple[int, Path]], half_life_steps: float) -> dict[str, torch.Tensor]:
+def images_shown(snaps: list[tuple[int, Path]], batch: int) -> list[int]:
+    """Images shown at each snapshot, over all processes: the checkpoint's count, which ``collect`` records;
+    step x ``batch`` for a snapshot without it (one process, one batch size all along)."""
+    shown = []
+    for step, folder in snaps:
+        with safe_open(str(folder / "ema.safetensors"), "pt") as f:
+            meta = f.metadata() or {}
+        shown.append(int(meta["nimg"]) if "nimg" in meta else step * batch)
+    return shown
+
+
+def posthoc_ema(snaps: list[tuple[int, Path]], half_life_kimg: float, batch: int) -> dict[str, torch.Tensor]:
     """Exponential average of the raw snapshots, started from the run's EMA at the first one.
 
-    Each snapshot's raw weights stand for the steps since the one before: the average moves towards them by
-    ``1 - 0.5 ** (steps / half_life_steps)``. Buffers (not averaged by training either) come from the newest.
+    Each snapshot's raw weights stand for the images shown since the one before (``images_shown``; ``batch``
+    only for snapshots that lack the count): the average moves towards them by
+    ``1 - 0.5 ** (images / (1000 half_life_kimg))``, as training's EMA does. Buffers (not averaged by
+    training either) come from the newest.
     """
+    shown = images_shown(snaps, batch)
     avg = load_file(str(snaps[0][1] / "ema.safetensors"))
-    prev = snaps[0][0]
-    for step, folder in snaps[1:]:
+    for (_, folder), before, now in zip(snaps[1:], shown, shown[1:]):
         raw = load_file(str(folder / "raw.safetensors"))
-        weight = 1 - 0.5 ** ((step - prev) / half_life_steps)
+        weight = 1 - 0.5 ** ((now - before) / (half_life_kimg * 1000))
         for k, v in raw.items():
             avg[k] = avg[k].lerp(v, weight) if v.is_floating_point() else v
-        prev = step
     return avg
 
 
@@ -107,21 +115,17 @@ def evaluate(run: Path, folder: Path, half_lives_kimg: list[float], n: int) -> d
     cfg = load_run_config(run)
     snaps = snapshots(folder)
     first, last = snaps[0][0], snaps[-1][0]
-    images_per_step = cfg.batch  # one process: the run trains on one CPU
+    shown = images_shown(snaps, cfg.batch)
     weights = {"raw generator": load_file(str(snaps[-1][1] / "raw.safetensors")),
                f"run EMA ({cfg.ema_kimg:g} kimg)": load_file(str(snaps[-1][1] / "ema.safetensors"))}
     start_share = {}
     for kimg in half_lives_kimg:
-        steps = kimg * 1000 / images_per_step
         name = f"post-hoc EMA {kimg:g} kimg"
-        weights[name] = posthoc_ema(snaps, steps)
-        start_share[name] = 0.5 ** ((last - first) / steps)
+        weights[name] = posthoc_ema(snaps, kimg, cfg.batch)
+        start_share[name] = 0.5 ** ((shown[-1] - shown[0]) / (kimg * 1000))
     nets = {"fd_lite0": ImageNetFeatures(), "fd_detector": DetectorFeatures(load_part_detector())}
-    from gan_partseg.data import HELD_OUT_SEEDS, TRAIN_SEEDS
-
     nb = (n + 49) // 50
-    ref = feature_stats(rendered_batches(HELD_OUT_SEEDS[:n], cfg.size), nets, nb, "held-out faces")
-    floor = feature_stats(rendered_batches(TRAIN_SEEDS[n: 2 * n], cfg.size), nets, nb, "training faces")
+    ref, floor = reference_stats(n, cfg.size, nets)
     rows = {"rendered (floor)": {k: frechet_distance(*floor[k], *ref[k]) for k in nets}}
     g = StyleGAN2Generator(generator_config(cfg)).eval()
     for name, sd in weights.items():
