@@ -84,6 +84,28 @@ class DetectorFeatures(torch.nn.Module):
         return torch.cat([f.mean((2, 3)) for f in self.detector.encode(images.float())], 1)
 
 
+def radial_spectrum(images: torch.Tensor) -> torch.Tensor:
+    """images (B, 3, H, W) in [-1, 1], square -> (B, H // 2) mean power of the luminance per spatial
+    frequency band: band ``r`` (0-based) holds the Fourier coefficients at radius r + 1 (cycles per image,
+    rounded), from the coarsest (1) to the Nyquist frequency (H / 2); the mean is removed first.
+
+    Averaged over a set (``feature_stats``'s mean) and divided by the same for rendered faces, it says at
+    which scales a generator draws too little (< 1: soft) or too much (> 1: speckle) detail.
+    """
+    if images.dim() != 4 or images.shape[-1] != images.shape[-2]:
+        raise ValueError(f"images must be (B, C, H, W) with H == W, got shape {tuple(images.shape)}")
+    size = images.shape[-1]
+    gray = images.float().mean(1)
+    gray = gray - gray.mean((1, 2), keepdim=True)
+    power = torch.fft.fft2(gray).abs().pow(2).flatten(1) / size**2
+    k = torch.fft.fftfreq(size, d=1.0 / size)
+    radius = (k.view(-1, 1) ** 2 + k.view(1, -1) ** 2).sqrt().round().long().flatten()
+    keep = (radius >= 1) & (radius <= size // 2)
+    band = radius[keep] - 1
+    total = torch.zeros(power.shape[0], size // 2).index_add_(1, band, power[:, keep])
+    return total / torch.bincount(band, minlength=size // 2).clamp_min(1)
+
+
 @torch.no_grad()
 def feature_stats(batches: Iterable[torch.Tensor], model: torch.nn.Module | Mapping[str, torch.nn.Module],
                   total: int | None = None, desc: str = "features"):
@@ -104,15 +126,21 @@ def feature_stats(batches: Iterable[torch.Tensor], model: torch.nn.Module | Mapp
     return stats if isinstance(model, Mapping) else stats[""]
 
 
-def frechet_distance(mu1: np.ndarray, cov1: np.ndarray, mu2: np.ndarray, cov2: np.ndarray) -> float:
-    """||mu1 - mu2||^2 + Tr(C1 + C2 - 2 (C1 C2)^1/2), with the trace term from eigenvalues."""
+def frechet_terms(mu1: np.ndarray, cov1: np.ndarray, mu2: np.ndarray, cov2: np.ndarray) -> dict[str, float]:
+    """The Fréchet distance's two terms: ``mean`` ||mu1 - mu2||^2 (where the sets sit) and ``cov``
+    Tr(C1 + C2 - 2 (C1 C2)^1/2) (how they spread), with the trace term from eigenvalues; both >= 0."""
     m1, m2 = torch.as_tensor(mu1, dtype=torch.float64), torch.as_tensor(mu2, dtype=torch.float64)
     c1, c2 = torch.as_tensor(cov1, dtype=torch.float64), torch.as_tensor(cov2, dtype=torch.float64)
     ev, vecs = torch.linalg.eigh(c1)
     sqrt_c1 = (vecs * ev.clamp_min(0).sqrt()) @ vecs.t()
     middle = sqrt_c1 @ c2 @ sqrt_c1
     tr_sqrt = torch.linalg.eigvalsh((middle + middle.t()) / 2).clamp_min(0).sqrt().sum()
-    return float((m1 - m2).pow(2).sum() + torch.trace(c1) + torch.trace(c2) - 2 * tr_sqrt)
+    return {"mean": float((m1 - m2).pow(2).sum()), "cov": float(torch.trace(c1) + torch.trace(c2) - 2 * tr_sqrt)}
+
+
+def frechet_distance(mu1: np.ndarray, cov1: np.ndarray, mu2: np.ndarray, cov2: np.ndarray) -> float:
+    """||mu1 - mu2||^2 + Tr(C1 + C2 - 2 (C1 C2)^1/2): the sum of ``frechet_terms``."""
+    return sum(frechet_terms(mu1, cov1, mu2, cov2).values())
 
 
 def rendered_batches(seeds, size: int, batch: int = 50) -> Iterable[torch.Tensor]:
@@ -201,6 +229,40 @@ def part_presence(labels: torch.Tensor, n_classes: int, min_pixels: int = 4) -> 
     counts = torch.stack([(flat == c).sum(1) for c in range(n_classes)], 1)  # (N, C)
     return {"present": (counts >= min_pixels).float().mean(0).tolist(),
             "area": (counts.float() / flat.shape[1]).mean(0).tolist()}
+
+
+COLOUR_PARTS = ("background", "skin", "hair", "clothes")
+
+
+def part_attributes(images: torch.Tensor, maps: torch.Tensor, names: list[str], min_pixels: int = 4,
+                    colour_parts: tuple[str, ...] = COLOUR_PARTS) -> dict[str, torch.Tensor]:
+    """Per-image layout and colour attributes read off label maps: what a set's spread is made of.
+
+    images (N, 3, H, W) in [-1, 1]; maps (N, H, W) of ids into ``names``. Returns name -> (N,) float:
+    ``{part} area`` (share of the pixels, in [0, 1]), ``{part} x`` / ``{part} y`` (centroid, in [0, 1] of
+    the width / height from the left / top; NaN where the part has fewer than ``min_pixels`` pixels),
+    and ``{part} R`` / ``G`` / ``B`` (mean colour in [-1, 1], NaN likewise) for the ``colour_parts``.
+    """
+    if maps.dim() != 3 or images.shape[0] != maps.shape[0] or images.shape[-2:] != maps.shape[-2:]:
+        raise ValueError(f"images (N, 3, H, W) and maps (N, H, W) must match, got {tuple(images.shape)} "
+                         f"and {tuple(maps.shape)}")
+    n, h, w = maps.shape
+    ys = (torch.arange(h, dtype=torch.float64) + 0.5) / h
+    xs = (torch.arange(w, dtype=torch.float64) + 0.5) / w
+    out = {}
+    for i, name in enumerate(names):
+        mask = (maps == i).double()
+        count = mask.sum((1, 2))
+        present = count >= min_pixels
+        nan = torch.full_like(count, float("nan"))
+        out[f"{name} area"] = count / (h * w)
+        out[f"{name} x"] = torch.where(present, (mask.sum(1) * xs).sum(1) / count.clamp_min(1), nan)
+        out[f"{name} y"] = torch.where(present, (mask.sum(2) * ys).sum(1) / count.clamp_min(1), nan)
+        if name in colour_parts:
+            sums = (images.double() * mask.unsqueeze(1)).sum((2, 3)) / count.clamp_min(1).unsqueeze(1)
+            for c, channel in enumerate("RGB"):
+                out[f"{name} {channel}"] = torch.where(present, sums[:, c], nan)
+    return out
 
 
 @torch.no_grad()

@@ -9,8 +9,8 @@ import torch
 from gan_partseg.cards import generator_card, parts_table
 from gan_partseg.data import HELD_OUT_SEEDS, render_batch
 from gan_partseg.labels import CLASSES_10, id2label
-from gan_partseg.quality import (DetectorFeatures, fd_report, frechet_distance, part_presence,
-                                 part_presence_report)
+from gan_partseg.quality import (DetectorFeatures, fd_report, frechet_distance, frechet_terms, part_presence,
+                                 part_attributes, part_presence_report, radial_spectrum)
 from gan_partseg.unet import AutoShotSegmenter, AutoShotSegmenterConfig
 from gan_partseg.visualize import BAR_COLOURS, bar_chart
 
@@ -26,6 +26,9 @@ def test_frechet_distance_of_gaussians_with_known_answer():
     m1, m2 = np.zeros(3), np.array([1.0, 2.0, 0.0])
     expected = 5.0 + (1 - 2) ** 2 + 0 + (3 - 1) ** 2
     assert frechet_distance(m1, np.diag(s1), m2, np.diag(s2)) == pytest.approx(expected)
+    terms = frechet_terms(m1, np.diag(s1), m2, np.diag(s2))
+    assert terms["mean"] == pytest.approx(5.0) and terms["cov"] == pytest.approx(expected - 5.0)
+    assert frechet_terms(m1, np.diag(s1), m1, np.diag(s2))["mean"] == 0.0
 
 
 def test_part_presence_counts_images_and_areas():
@@ -152,3 +155,36 @@ def test_generator_card_shows_fd_and_part_presence():
     assert "went through" not in text
     staged = str(generator_card("g", config, {**training, "lineage": ["a to step 5", "b"]}, quality, None))
     assert "went through 2 runs" in staged and "`a to step 5`, then `b`" in staged
+
+
+def test_radial_spectrum_finds_the_frequency_of_a_pattern_and_the_loss_of_blur():
+    size = 32
+    x = torch.arange(size, dtype=torch.float64)
+    stripes = torch.cos(2 * np.pi * 4 * x / size).view(1, 1, 1, size).expand(1, 3, size, size).float() * 0.5
+    spec = radial_spectrum(stripes)
+    assert spec.shape == (1, size // 2)
+    assert int(spec.argmax()) == 3                      # 4 cycles per image: band r = 3
+    assert spec[0, 3] > 1e3 * torch.cat([spec[0, :3], spec[0, 4:]]).max()
+    faces = torch.from_numpy(render_batch(list(HELD_OUT_SEEDS[:4]), 32)[0]).permute(0, 3, 1, 2).float() / 127.5 - 1
+    blurred = torch.nn.functional.avg_pool2d(faces, 3, stride=1, padding=1, count_include_pad=False)
+    ratio = radial_spectrum(blurred).mean(0) / radial_spectrum(faces).mean(0)
+    assert ratio[-4:].max() < 0.5 < ratio[:2].min()     # a blur removes fine detail, keeps the coarse shapes
+    assert torch.allclose(radial_spectrum(faces + 0.3), radial_spectrum(faces), atol=1e-4)   # the mean is removed
+    with pytest.raises(ValueError, match="H == W"):
+        radial_spectrum(faces[..., :16])
+
+
+def test_part_attributes_read_area_centroid_and_colour():
+    maps = torch.zeros(2, 8, 8, dtype=torch.long)
+    maps[0, 0:2, 4:8] = 1                    # part 1: top right of image 0, 8 pixels
+    maps[1, 7, 0:3] = 1                      # 3 pixels in image 1: below min_pixels
+    images = torch.zeros(2, 3, 8, 8)
+    images[0, 0, 0:2, 4:8] = 0.5             # part 1 of image 0 is red
+    out = part_attributes(images, maps, ["background", "skin"], colour_parts=("skin",))
+    assert out["skin area"].tolist() == pytest.approx([8 / 64, 3 / 64])
+    assert out["skin x"][0] == pytest.approx(6 / 8) and out["skin y"][0] == pytest.approx(1 / 8)
+    assert torch.isnan(out["skin x"][1]) and torch.isnan(out["skin R"][1])
+    assert [float(out[f"skin {c}"][0]) for c in "RGB"] == pytest.approx([0.5, 0.0, 0.0])
+    assert "background R" not in out and out["background area"].tolist() == pytest.approx([56 / 64, 61 / 64])
+    with pytest.raises(ValueError, match="must match"):
+        part_attributes(images[:1], maps, ["background", "skin"])

@@ -79,8 +79,15 @@ def test_init_from_fine_tunes_another_runs_checkpoint_with_new_settings(tmp_path
     # its own checkpoints win over init_from when it is resumed
     again = train_gan(_cfg(tmp_path / "tuned", steps=4, init_from=str(ckpt), r1=0.05, lr=0.001), progress=False)
     assert all(torch.equal(_weights(again)[k], _weights(tuned)[k]) for k in a)
+    # and it resumes without repeating --init-from (the source checkpoint may be rotated away by then)
+    tuned5 = train_gan(_cfg(tmp_path / "tuned", steps=5, r1=0.05, lr=0.001), progress=False)
+    assert json.loads((tuned5 / "train_config.json").read_text())["init_from"] == str(ckpt)
+    assert [p.name for p in checkpoints(tuned5)][-1] == "step_00000005"
+    with pytest.raises(ValueError, match="different configuration.*init_from"):
+        train_gan(_cfg(tmp_path / "tuned", steps=6, r1=0.05, lr=0.001, init_from=str(tmp_path / "other")),
+                  progress=False)
     # its training totals count the source run's log up to the hand-over (the source went on to step 4 since)
-    info, table = training_summary(tuned, every=1)
+    info, table = training_summary(tuned, upto_step=4, every=1)
     assert info["lineage"] == ["src to step 2", "tuned"] and info["steps_done"] == 4
     assert [line.split("|")[1].strip() for line in table.splitlines()[2:]] == ["1", "2", "3", "4"]
     own, _ = training_summary(source, every=1)

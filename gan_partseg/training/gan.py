@@ -24,7 +24,7 @@ import copy
 import math
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -286,6 +286,8 @@ def train_gan(cfg: TrainGANConfig, resume: bool = True, progress: bool = True) -
     existing = checkpoints(run)
     if existing and not resume:
         raise FileExistsError(f"{run} already holds checkpoints; pass --resume to continue it or choose a new --out")
+    if existing and cfg.init_from is None:  # resuming a fork needs no --init-from: it starts from its own checkpoints
+        cfg = replace(cfg, init_from=load_run_config(run).init_from)
     check_resume_config(run, cfg, MODEL_KEYS)
 
     accelerator = Accelerator(
@@ -527,6 +529,10 @@ def models_from_checkpoint(run: Path, checkpoint: Path | None = None
     ckpt = Path(checkpoint) if checkpoint else (found[-1] if found else None)
     if ckpt is None:
         raise FileNotFoundError(f"{run} has no complete checkpoint yet")
+    if not (ckpt / "DONE").exists():
+        listed = ", ".join(p.name for p in found) or "none"
+        raise FileNotFoundError(f"{ckpt} is not a complete train-gan checkpoint (no DONE marker); "
+                                f"{run}'s complete ones: {listed}")
     g_ema = StyleGAN2Generator(generator_config(cfg))
     g_ema.load_state_dict(torch.load(ckpt / "custom_checkpoint_0.pkl", map_location="cpu", weights_only=True))
     disc = None
