@@ -172,7 +172,10 @@ def main() -> None:
     measure = set(args.measure.split(","))
     if not measure or measure - {"fd", "attributes"}:
         raise SystemExit(f"unknown --measure {args.measure!r}; use fd and/or attributes")
-    generators = [load_generator(spec, Path(args.run)) for spec in args.generator]   # fail before the long part
+    try:  # fail before the long part, with the reason
+        generators = [load_generator(spec, Path(args.run)) for spec in args.generator]
+    except FileNotFoundError as err:
+        raise SystemExit(f"fd_breakdown: {err}") from None
     detector = load_part_detector()
     n, batch, size = args.n, 50, generators[0][0].config.size
     nb = (n + batch - 1) // batch
