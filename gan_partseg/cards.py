@@ -94,7 +94,7 @@ channels {{{channels}}}, blur kernel {config['blur_kernel']}; generator
 `scripts/train_embedded_gan.sh` (`gan-partseg train-gan`, Accelerate): non-saturating logistic loss,
 lazy R1 (gamma {t['r1']}, every {t['d_reg_every']} steps), path-length regularisation
 {t['path_regularize']}, style mixing {t['mixing']}, augmentation `{t['augment']}`, EMA half-life
-{t['ema_kimg']} kimg (ramp-up {t['ema_rampup']}), Adam lr {t['lr']} betas (0, 0.99), batch {t['batch']},
+{t['ema_kimg']} kimg (ramp-up {t['ema_rampup']}), Adam lr {t['lr']} betas (0, 0.99), batch {_batch_text(t)},
 seed {t['seed']}.
 Trained for **{t['steps_done']} steps ({t['kimg']:.0f} k images shown)** in
 **{t['wall_minutes']:.0f} minutes** of wall time on 2-core CPUs
@@ -114,6 +114,12 @@ the rendered distribution. It is not a model of real faces; use a converted FFHQ
 (`gan-partseg convert rosinality`) for real images.
 """
     return ModelCard(content)
+
+
+def _batch_text(t: dict) -> str:
+    """'16', or '16 (2 processes x 8)' for a run trained by several processes (``batch`` is per process)."""
+    n = int(t.get("processes", 1))
+    return str(t["batch"]) if n == 1 else f"{t['batch'] * n} ({n} processes x {t['batch']})"
 
 
 def parts_table(parts: dict, n_images: int) -> str:

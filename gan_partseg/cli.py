@@ -79,13 +79,15 @@ def _cmd_convert(args) -> None:
 def _cmd_train_gan(args) -> None:
     import torch
 
+    from .training.common import is_launch_main
     from .training.gan import TrainGANConfig, train_gan
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    values = {f.name: getattr(args, f.name) for f in fields(TrainGANConfig)}
+    values = {f.name: getattr(args, f.name) for f in fields(TrainGANConfig) if f.name != "processes"}
     run = train_gan(TrainGANConfig(**values), resume=args.resume)
-    print(f"run folder: {run}\n  generator (EMA): {run / 'generator'}\n  samples: {run / 'samples'}")
+    if is_launch_main():  # under torchrun every process gets here: one summary
+        print(f"run folder: {run}\n  generator (EMA): {run / 'generator'}\n  samples: {run / 'samples'}")
 
 
 def _cmd_export_data(args) -> None:
@@ -265,20 +267,23 @@ def _cmd_evaluate_fewshot(args) -> None:
 
 def _cmd_make_dataset(args) -> None:
     from .generated_data import make_dataset
+    from .training.common import is_launch_main
 
     out = make_dataset(args.segmenter, args.out, n=args.n, shard_size=args.shard_size, truncation=args.truncation,
                        batch_size=args.batch_size)
     info = json.loads((out / "dataset.json").read_text())
-    if info.get("complete"):
+    if info.get("complete") and is_launch_main():
         print(f"data set complete: {args.n} samples in {out}/data (train with gan-partseg train-autoshot --data {out})")
 
 
 def _cmd_train_autoshot(args) -> None:
     from .training.autoshot import TrainAutoShotConfig, train_autoshot
+    from .training.common import is_launch_main
 
     values = {f.name: getattr(args, f.name) for f in fields(TrainAutoShotConfig)}
     best = train_autoshot(TrainAutoShotConfig(**values))
-    print(f"best model (by held-out weighted IoU): {best}")
+    if is_launch_main():
+        print(f"best model (by held-out weighted IoU): {best}")
 
 
 def _cmd_import_data(args) -> None:
@@ -357,10 +362,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train-gan", help="train a StyleGAN2 on rendered toy faces (Accelerate; resumable)",
                        description="Train a StyleGAN2 on the procedural toy faces. Rerun with --resume to "
-                                   "continue from the newest checkpoint. Works under `accelerate launch`.")
-    _add_dataclass_flags(p, TrainGANConfig)
+                                   "continue from the newest checkpoint. Works under `accelerate launch` on GPUs, and on the "
+                                   "cores of one CPU machine under `torchrun --nproc_per_node N -m gan_partseg.cli "
+                                   "train-gan ... --threads 1` (--batch is per process).")
+    _add_dataclass_flags(p, TrainGANConfig, skip=("processes",))
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads per process (0: torch's default; "
+                   "with torchrun on a CPU, 1 per process)")
     p.set_defaults(func=_cmd_train_gan)
 
     p = sub.add_parser("export-data", help="render toy faces to an HF datasets folder or PNG pairs")

@@ -117,9 +117,9 @@ def make_dataset(segmenter_name: str, out: str | os.PathLike, n: int = 5000, sha
                  truncation: float = 1.0, batch_size: int = 16, progress: bool = True) -> Path:
     """Write (or finish) the data set; returns its folder. Runs under ``accelerate launch`` as is."""
     import datasets
-    from accelerate import Accelerator
+    from .training.common import make_accelerator
 
-    accelerator = Accelerator()
+    accelerator = make_accelerator()
     out = Path(out)
     segmenter = FewShotSegmenter.from_pretrained(segmenter_name).eval()
     segmenter.to(accelerator.device)

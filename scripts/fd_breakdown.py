@@ -1,7 +1,8 @@
 """Where does a generator's distance to the renders come from? FD terms, detector stages, spectrum, layout.
 
     python scripts/fd_breakdown.py --generator shipped --generator runs/toyfaces-64/checkpoints/step_00043750 \
-        [--run runs/toyfaces-64] [--n 2000] [--measure fd,attributes] [--no-lite0] [--out docs/results/fd-breakdown]
+        [--run runs/toyfaces-64] [--n 2000] [--measure fd,attributes,discriminator] [--no-lite0] \
+        [--out docs/results/fd-breakdown]
 
 Each ``--generator``: ``shipped`` (the bundled toyfaces-64) or a checkpoint folder of ``--run`` (its EMA), as
 ``LABEL=...`` to name its rows (two runs' checkpoints of one step).
@@ -17,7 +18,13 @@ beside the floor (n other rendered faces) and a yardstick (those faces blurred b
   the mean colour of background, skin, hair and clothes (``quality.part_attributes``, on the part
   detector's label maps of every set, the reference's included), each set's mean shift (in the
   reference's standard deviations) and standard-deviation ratio per attribute: a ratio below 1 is a
-  narrower spread than the renders' (fewer poses, sizes or colours), above 1 a wider one.
+  narrower spread than the renders' (fewer poses, sizes or colours), above 1 a wider one;
+* (``discriminator``) whether the discriminator has memorised the GAN's training faces: its mean logit on
+  n of them (``TRAIN_SEEDS[:n]``, all shown in training when n <= the run's ``n_images``), on the n
+  held-out faces and on the set's own samples. The gap seen - held-out against the margin held-out -
+  generated says how much of what the discriminator tells apart is memory, not the renderer (more
+  training faces or augmentation would help only if it is large); ``r_t`` is ADA's overfitting
+  heuristic, the mean sign of the logits on training faces (0.6 is ADA's target).
 
 Writes OUT.json, OUT.md (tables) and OUT-spectrum.png (bar chart of the spectrum ratios). A second run with
 other ``--measure`` keeps the figures the first wrote for the same sets.
@@ -45,9 +52,15 @@ ROOT = Path(__file__).resolve().parents[1]
 BANDS = {"1-4": (1, 4), "5-8": (5, 8), "9-16": (9, 16), "17-24": (17, 24), "25-32": (25, 32)}
 
 
+def run_of(checkpoint: str, run: Path) -> Path:
+    """The run a checkpoint folder belongs to (RUN/checkpoints/step_N), else ``run``."""
+    path = Path(checkpoint)
+    return path.parent.parent if path.parent.name == "checkpoints" else run
+
+
 def load_generator(spec: str, run: Path):
-    """``shipped`` -> (bundled toyfaces-64, its name); a checkpoint folder of ``run`` -> (its EMA generator,
-    "step N"); ``LABEL=SPEC`` names the set LABEL instead."""
+    """``shipped`` -> (bundled toyfaces-64, its name); a checkpoint folder (of its run, else of ``run``) ->
+    (its EMA generator, "step N"); ``LABEL=SPEC`` names the set LABEL instead."""
     if "=" in spec:
         label, spec = spec.split("=", 1)
         return load_generator(spec, run)[0], label
@@ -58,8 +71,34 @@ def load_generator(spec: str, run: Path):
         return StyleGAN2Generator.from_pretrained("toyfaces-64").eval(), f"shipped (step {results['step']})"
     from gan_partseg.training.gan import models_from_checkpoint
 
-    g_ema, _, step = models_from_checkpoint(run, Path(spec))
+    g_ema, _, step = models_from_checkpoint(run_of(spec, run), Path(spec))
     return g_ema, f"step {step}"
+
+
+def load_discriminator(spec: str, run: Path):
+    """The discriminator beside ``load_generator(spec, run)``'s generator; None for a projected-GAN run."""
+    spec = spec.split("=", 1)[1] if "=" in spec else spec
+    if spec == "shipped":
+        from gan_partseg.models.stylegan2 import StyleGAN2Discriminator
+
+        return StyleGAN2Discriminator.from_pretrained("toyfaces-64", subfolder="discriminator").eval()
+    from gan_partseg.training.gan import models_from_checkpoint
+
+    return models_from_checkpoint(run_of(spec, run), Path(spec))[1]
+
+
+def discriminator_logits(disc, batches, total: int, desc: str) -> np.ndarray:
+    """(N,) realness logits of every image in ``batches`` ((B, 3, H, W) in [-1, 1])."""
+    with torch.no_grad():
+        return torch.cat([disc(b).logits.flatten() for b in tqdm(batches, total=total, desc=desc, leave=False)]).numpy()
+
+
+def discriminator_readout(seen: np.ndarray, unseen: np.ndarray, generated: np.ndarray) -> dict:
+    """Mean logits on training faces (``seen``), held-out faces and generated images; the memorisation gap
+    seen - unseen, the margin unseen - generated, the gap's share of seen - generated, and ADA's r_t."""
+    s, u, g = float(seen.mean()), float(unseen.mean()), float(generated.mean())
+    return {"seen": s, "unseen": u, "generated": g, "overfit_gap": s - u, "margin": u - g,
+            "overfit_share": (s - u) / (s - g) if s != g else float("nan"), "r_t": float(np.sign(seen).mean())}
 
 
 def breakdown(stats: dict, ref: dict, stages: list[int], size: int) -> dict:
@@ -107,7 +146,7 @@ def attribute_spread(table: dict[str, torch.Tensor], ref: dict[str, torch.Tensor
 def markdown(report: dict) -> str:
     rows = {name: r for name, r in report["sets"].items() if "fd_detector" in r}
     if not rows:
-        return attributes_markdown(report)
+        return attributes_markdown(report) + discriminator_markdown(report)
     lite0 = all("fd_lite0" in r for r in rows.values())
     out = [f"# FD breakdown ({report['n_images']} images a set, against {report['reference']})", ""]
     if lite0:
@@ -129,7 +168,21 @@ def markdown(report: dict) -> str:
             "< 1 soft, > 1 speckle):", "", "| set | " + " | ".join(BANDS) + " |", "|---" * (len(BANDS) + 1) + "|"]
     out += [f"| {name} | " + " | ".join(f"{r['spectrum_ratio'][b]:.2f}" for b in BANDS) + " |"
             for name, r in rows.items()]
-    return "\n".join(out) + "\n" + attributes_markdown(report)
+    return "\n".join(out) + "\n" + attributes_markdown(report) + discriminator_markdown(report)
+
+
+def discriminator_markdown(report: dict) -> str:
+    rows = {name: r["discriminator"] for name, r in report["sets"].items() if "discriminator" in r}
+    if not rows:
+        return ""
+    out = ["", f"Discriminator memory ({report['n_images']} images a set): mean logit on the GAN's training faces, "
+           "on held-out faces and on the generator's samples:", "",
+           "| generator | D(training faces) | D(held-out faces) | D(generated) | memory gap (train - held-out) "
+           "| margin (held-out - generated) | memory share of train - generated | r_t |",
+           "|---|---|---|---|---|---|---|---|"]
+    out += [f"| {name} | {d['seen']:+.3f} | {d['unseen']:+.3f} | {d['generated']:+.3f} | {d['overfit_gap']:.3f} | "
+            f"{d['margin']:.3f} | {d['overfit_share']:.2f} | {d['r_t']:.2f} |" for name, d in rows.items()]
+    return "\n".join(out) + "\n"
 
 
 def attributes_markdown(report: dict, top: int = 8) -> str:
@@ -159,10 +212,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--generator", action="append", required=True,
                     help="'shipped' or a checkpoint folder, optionally LABEL=...")
-    ap.add_argument("--run", default=str(ROOT / "runs" / "toyfaces-64"))
+    ap.add_argument("--run", default=str(ROOT / "runs" / "toyfaces-64"),
+                    help="the run of checkpoint folders not inside a RUN/checkpoints folder")
     ap.add_argument("--n", type=int, default=2000)
     ap.add_argument("--measure", default="fd,attributes", help="comma-separated: fd (FD terms, stages, spectrum), "
-                    "attributes (layout and colour spread)")
+                    "attributes (layout and colour spread), discriminator (memory of the training faces)")
     ap.add_argument("--no-lite0", action="store_true", help="skip FD-Lite0 (the slow network)")
     ap.add_argument("--out", default=str(ROOT / "docs" / "results" / "fd-breakdown"))
     args = ap.parse_args()
@@ -170,10 +224,14 @@ def main() -> None:
     from part_detector import load_part_detector
 
     measure = set(args.measure.split(","))
-    if not measure or measure - {"fd", "attributes"}:
-        raise SystemExit(f"unknown --measure {args.measure!r}; use fd and/or attributes")
+    if not measure or measure - {"fd", "attributes", "discriminator"}:
+        raise SystemExit(f"unknown --measure {args.measure!r}; use fd, attributes and/or discriminator")
+    if "discriminator" in measure and args.n % 4:
+        raise SystemExit(f"--measure discriminator needs --n divisible by 4 (its minibatch-stddev groups), got {args.n}")
     try:  # fail before the long part, with the reason
         generators = [load_generator(spec, Path(args.run)) for spec in args.generator]
+        discs = ([load_discriminator(spec, Path(args.run)) for spec in args.generator]
+                 if "discriminator" in measure else [])
     except FileNotFoundError as err:
         raise SystemExit(f"fd_breakdown: {err}") from None
     detector = load_part_detector()
@@ -206,6 +264,17 @@ def main() -> None:
             tables[name] = attribute_table(generated_batches(g, n, batch), detector, nb, name)
         for name, table in tables.items():
             report["sets"].setdefault(name, {})["attributes"] = attribute_spread(table, ref)
+    if "discriminator" in measure:
+        db = 40                                           # batches of a multiple of 4: the logits training shaped
+        seen = list(rendered_batches(TRAIN_SEEDS[:n], size, db))        # rendered once for every discriminator
+        unseen = list(rendered_batches(HELD_OUT_SEEDS[:n], size, db))
+        for (g, name), disc in zip(generators, discs):
+            if disc is None:
+                continue                                  # a projected-GAN run: no logit to read
+            report["sets"].setdefault(name, {})["discriminator"] = discriminator_readout(
+                discriminator_logits(disc, seen, len(seen), "training faces"),
+                discriminator_logits(disc, unseen, len(seen), "held-out faces"),
+                discriminator_logits(disc, generated_batches(g, n, db), len(seen), name))
     atomic_write_text(out.with_suffix(".json"), json.dumps(report, indent=2))
     text = markdown(report)
     atomic_write_text(out.with_suffix(".md"), text)

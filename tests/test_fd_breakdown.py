@@ -46,6 +46,8 @@ def test_a_folder_that_is_no_checkpoint_fails_before_any_measuring(tmp_path):
     g, name = fd_breakdown.load_generator(str(run / "checkpoints" / "step_00000001"), run)
     assert name == "step 1" and g.config.size == 16
     assert fd_breakdown.load_generator(f"arm={run / 'checkpoints' / 'step_00000001'}", run)[1] == "arm"
+    # a checkpoint of another run than --run is read with its own run's config
+    assert fd_breakdown.load_generator(str(run / "checkpoints" / "step_00000001"), tmp_path / "other")[1] == "step 1"
 
 
 def test_attribute_spread_reads_narrow_and_shifted_sets_and_skips_missing_parts():
@@ -57,3 +59,20 @@ def test_attribute_spread_reads_narrow_and_shifted_sets_and_skips_missing_parts(
     assert out["skin x"]["shift"] == pytest.approx(0.1 / float(ref["skin x"].std()))
     text = fd_breakdown.markdown({"n_images": 4, "reference": "r", "sets": {"g": {"attributes": out}}})
     assert "| g | 1 | 0.50 | 1 | 0 | 1 |" in text and "| skin x | 0.50 | +1.22 |" in text
+
+
+def test_discriminator_readout_separates_memory_from_the_real_generated_margin(tmp_path):
+    seen, unseen, generated = np.array([1.0, 0.5, -0.1, 0.6]), np.array([0.2, 0.2, -0.2, 0.2]), np.array([-1.0, -0.6])
+    d = fd_breakdown.discriminator_readout(seen, unseen, generated)
+    assert (d["seen"], d["unseen"], d["generated"]) == pytest.approx((0.5, 0.1, -0.8))
+    assert d["overfit_gap"] == pytest.approx(0.4) and d["margin"] == pytest.approx(0.9)
+    assert d["overfit_share"] == pytest.approx(0.4 / 1.3) and d["r_t"] == pytest.approx(0.5)
+    text = fd_breakdown.markdown({"n_images": 4, "reference": "r", "sets": {"g": {"discriminator": d}}})
+    assert "| g | +0.500 | +0.100 | -0.800 | 0.400 | 0.900 | 0.31 | 0.50 |" in text
+    # the discriminator beside a checkpoint's generator, and its logits over batches
+    run = tmp_path / "run"
+    train_gan(TrainGANConfig(out=str(run), size=16, style_dim=16, n_mlp=1, channels={"4": 16, "8": 16, "16": 8},
+                             n_images=8, batch=4, steps=1, sample_every=100, checkpoint_every=1), progress=False)
+    disc = fd_breakdown.load_discriminator(f"arm={run / 'checkpoints' / 'step_00000001'}", run)
+    logits = fd_breakdown.discriminator_logits(disc, [torch.zeros(3, 3, 16, 16), torch.ones(2, 3, 16, 16)], 2, "x")
+    assert logits.shape == (5,) and np.isfinite(logits).all() and logits[0] == logits[2] != logits[3]

@@ -143,6 +143,9 @@ def test_generator_card_shows_fd_and_part_presence():
                "features": "f", "parts": parts, "parts_n_images": 2000}
     text = str(generator_card("g", config, training, quality, None))
     assert "**78.40**" in text and "| eye | 50.0% |" in text and "yardstick" not in text
+    assert "batch 16," in text
+    two = str(generator_card("g", config, {**training, "batch": 8, "processes": 2}, quality, None))
+    assert "batch 16 (2 processes x 8)," in two
     with_yardsticks = str(generator_card("g", config, training, {**quality, "fd_yardsticks": {"blur 1 px": 72.5}}, None))
     assert "| yardstick: rendered, blur 1 px | 72.50 |" in with_yardsticks
     assert "FD on the part detector's features" not in with_yardsticks

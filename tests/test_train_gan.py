@@ -179,3 +179,58 @@ def test_projected_discriminator_shapes_and_what_it_trains():
         ProjectedDiscriminator(resize=48, features=d.feature_network)
     with pytest.raises(ValueError, match="ascending"):
         ProjectedDiscriminator(blocks=(4, 2), proj_channels=(8, 8), features=d.feature_network)
+
+
+def test_two_cpu_processes_train_one_run_together_under_torchrun(tmp_path):
+    """torchrun on a CPU machine: the processes join one data-parallel group (each checkpoint checks that they
+    hold the same weights), count images over both, print one summary and record the launch; the run then
+    resumes only under the same launch, and a fork may go on with one process."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "gan_partseg.cli", "train-gan", "--out", str(out), "--size", "16", "--style-dim", "16",
+           "--n-mlp", "1", "--channels", json.dumps({"4": 16, "8": 16, "16": 8}), "--n-images", "16",
+           "--batch", "2", "--steps", "4", "--d-reg-every", "2", "--checkpoint-every", "2", "--sample-every", "2",
+           "--log-every", "1", "--threads", "1"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ACCELERATE_")} | {"OMP_NUM_THREADS": "1"}
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("run folder:") == 1
+    assert json.loads((out / "train_config.json").read_text())["processes"] == 2
+    kimg = {r["step"]: r["kimg"] for r in map(json.loads, (out / "log.jsonl").read_text().splitlines())}
+    assert kimg == {1: 0.004, 2: 0.008, 3: 0.012, 4: 0.016}  # 2 processes x batch 2 per step
+    assert [p.name for p in checkpoints(out)] == ["step_00000002", "step_00000004"]
+
+    with pytest.raises(ValueError, match="trains with 2 process.es. x batch 2, this launch has 1.*"
+                                         "torchrun --nproc_per_node 2"):
+        train_gan(_cfg(out, batch=4, steps=6), progress=False)
+    assert [p.name for p in checkpoints(out)] == ["step_00000002", "step_00000004"]
+    fork = train_gan(_cfg(tmp_path / "one", batch=4, steps=5, init_from=str(checkpoints(out)[-1])), progress=False)
+    assert {r["step"]: r["kimg"] for r in map(json.loads, (fork / "log.jsonl").read_text().splitlines())} == {5: 0.02}
+    assert json.loads((fork / "train_config.json").read_text())["processes"] == 1
+
+
+def test_replica_check_names_the_module_whose_weights_differ_between_processes():
+    from gan_partseg.training.common import any_process, check_replicas_agree
+
+    class TwoProcesses:  # what accelerate returns for 2 processes, the other one holding `other`'s weights
+        num_processes, device = 2, torch.device("cpu")
+
+        def __init__(self, other):
+            self.other = other
+
+        def gather(self, x):
+            return torch.cat([x, self.other[None]])
+
+        def reduce(self, x, reduction):
+            return x + self.other
+
+    a, b = torch.nn.Linear(3, 2), torch.nn.Linear(3, 2)
+    sums = lambda *ms: torch.stack([sum(p.double().sum() for p in m.parameters()) for m in ms]).detach()  # noqa: E731
+    check_replicas_agree(TwoProcesses(sums(a, b)), {"generator": a, "discriminator": b})
+    with pytest.raises(RuntimeError, match="different discriminator weights"):
+        check_replicas_agree(TwoProcesses(sums(a, b) + torch.tensor([0.0, 1e-9])), {"generator": a, "discriminator": b})
+    assert any_process(TwoProcesses(torch.tensor([1.0])), False) and not any_process(TwoProcesses(torch.zeros(1)), False)

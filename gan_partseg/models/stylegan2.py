@@ -608,6 +608,11 @@ class StyleGAN2Discriminator(ResolveBundledMixin, PreTrainedModel):
     """StyleGAN2 residual discriminator (rosinality layout; ``ckpt["d"]`` loads unchanged).
 
     images: (B, 3, size, size) in [-1, 1] -> logits (B, 1).
+
+    The minibatch-stddev layer compares each image with others of its group of 4, so the logits are the ones
+    training shaped only for B divisible by 4; any other B falls back to groups of 1, a constant stddev feature
+    the network never saw (logits on 50 faces can sit a whole unit away from those on 40). The residual
+    blocks' ``features`` come before that layer and do not depend on B.
     """
 
     config_class = StyleGAN2DiscriminatorConfig

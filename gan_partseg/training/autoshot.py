@@ -32,7 +32,8 @@ from ..labels import CLASSES_3, CLASSES_10, to_three_class
 from ..metrics import SegmentationMetrics
 from ..processing import AutoShotImageProcessor
 from ..unet import AutoShotSegmenter, AutoShotSegmenterConfig
-from .common import JsonlLog, check_resume_config, checkpoints, save_checkpoint, step_generator, write_config
+from .common import (JsonlLog, check_replicas_agree, check_resume_config, checkpoints, make_accelerator, save_checkpoint,
+                     step_generator, write_config)
 from .loop import fit
 
 
@@ -176,7 +177,6 @@ def load_training_set(data: str, drop_uncertain: float = 0.0, uncertainty: str =
 
 def train_autoshot(cfg: TrainAutoShotConfig, progress: bool = True) -> Path:
     """Train (or resume) into ``cfg.out``; returns the folder of the best model."""
-    from accelerate import Accelerator
 
     from ..fewshot import FewShotSegmenter
 
@@ -192,7 +192,7 @@ def train_autoshot(cfg: TrainAutoShotConfig, progress: bool = True) -> Path:
                          "segmenter that made the data (gan-partseg make-dataset); use --targets hard")
     segmenter = FewShotSegmenter.from_pretrained(info["segmenter"]).eval() if cfg.targets == "soft" else None
 
-    accelerator = Accelerator(mixed_precision=cfg.mixed_precision)
+    accelerator = make_accelerator(mixed_precision=cfg.mixed_precision)
     torch.manual_seed(cfg.seed)
     model = AutoShotSegmenter(AutoShotSegmenterConfig(
         widths=[int(w) for w in cfg.widths.split(",")], image_size=size, id2label=id2label,
@@ -248,6 +248,7 @@ def train_autoshot(cfg: TrainAutoShotConfig, progress: bool = True) -> Path:
             unwrapped.train()
         if log is not None:
             log.write(record)
+        check_replicas_agree(accelerator, {"U-Net": model})
         save_checkpoint(accelerator, run, step)
 
     model.train()

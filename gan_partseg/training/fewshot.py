@@ -24,7 +24,7 @@ from ..hub import save_pretrained_atomic
 from ..io import atomic_write_text
 from ..models.stylegan2 import StyleGAN2Generator
 from ..shots import Shot, ShotsError, check_shots_fit, read_shots
-from .common import step_generator
+from .common import make_accelerator, step_generator
 from .loop import fit
 
 
@@ -69,7 +69,6 @@ def train_fewshot(cfg: TrainFewShotConfig, generator: StyleGAN2Generator | None 
 
     Writes the model folder to ``cfg.out`` when set. Everything is validated before training starts.
     """
-    from accelerate import Accelerator
 
     if cfg.augment not in ("none", "flip"):
         raise ValueError(f"augment must be 'none' or 'flip', got {cfg.augment!r}")
@@ -88,7 +87,7 @@ def train_fewshot(cfg: TrainFewShotConfig, generator: StyleGAN2Generator | None 
         raise ShotsError(f"labels are {labels.shape[-1]} px but the segmenter outputs {size} px; "
                          "pass an output_size equal to the label size")
 
-    accelerator = Accelerator(mixed_precision=cfg.mixed_precision)
+    accelerator = make_accelerator(mixed_precision=cfg.mixed_precision)
     torch.manual_seed(cfg.seed)
     config = FewShotSegmenterConfig.for_generator(generator, cfg.generator, id2label, layers=layers,
                                                   output_size=size, checkpoint_body=cfg.checkpoint_body,

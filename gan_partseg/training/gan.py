@@ -41,9 +41,12 @@ from ..models.stylegan2 import (
 )
 from .common import (
     JsonlLog,
+    any_process,
+    check_replicas_agree,
     check_resume_config,
     checkpoints,
     config_differences,
+    make_accelerator,
     save_checkpoint,
     step_generator,
     step_seed,
@@ -83,12 +86,15 @@ class TrainGANConfig:
     disc: str = "stylegan2"
     projected_resize: int = 128
     d_lr: float | None = None
+    processes: int = 1
+    """How many processes train the run together (set by ``train_gan`` from the launch, not a flag): ``batch``
+    is per process, so each step shows ``batch * processes`` images."""
 
 
 DISC_KINDS = ("stylegan2", "projected")
 MODEL_KEYS = ["size", "style_dim", "n_mlp", "channels", "disc_channels", "n_images", "batch", "lr", "r1",
               "d_reg_every", "path_regularize", "g_reg_every", "mixing", "augment", "ema_kimg", "seed", "init_from",
-              "disc", "projected_resize", "d_lr"]
+              "disc", "projected_resize", "d_lr", "processes"]
 ARCHITECTURE_KEYS = ["size", "style_dim", "n_mlp", "channels", "disc_channels", "disc", "projected_resize"]
 """What ``init_from`` needs to match in the source run: the rest (lr, r1, augmentation, ...) may change."""
 GENERATOR_KEYS = ["size", "style_dim", "n_mlp", "channels"]
@@ -271,6 +277,10 @@ def sample_grid(g_ema: StyleGAN2Generator, cfg: TrainGANConfig, n: int = 32) -> 
     return make_grid(tensor_to_uint8(imgs), ncol=8)
 
 
+def _launch_hint(processes: int) -> str:
+    return "gan-partseg train-gan ..." if processes == 1 else f"torchrun --nproc_per_node {processes} -m gan_partseg.cli train-gan ..."
+
+
 def train_gan(cfg: TrainGANConfig, resume: bool = True, progress: bool = True) -> Path:
     """Train (or resume) a StyleGAN2 run in ``cfg.out``; returns the run folder.
 
@@ -279,7 +289,6 @@ def train_gan(cfg: TrainGANConfig, resume: bool = True, progress: bool = True) -
     networks, EMA, optimizer moments and step, with its own training settings (e.g. a lower ``r1``).
     Stops after ``cfg.steps`` or ``cfg.max_minutes``, saving a checkpoint either way.
     """
-    from accelerate import Accelerator
     from accelerate.utils import DistributedDataParallelKwargs
 
     run = Path(cfg.out)
@@ -288,12 +297,18 @@ def train_gan(cfg: TrainGANConfig, resume: bool = True, progress: bool = True) -
         raise FileExistsError(f"{run} already holds checkpoints; pass --resume to continue it or choose a new --out")
     if existing and cfg.init_from is None:  # resuming a fork needs no --init-from: it starts from its own checkpoints
         cfg = replace(cfg, init_from=load_run_config(run).init_from)
-    check_resume_config(run, cfg, MODEL_KEYS)
-
-    accelerator = Accelerator(
+    accelerator = make_accelerator(
         mixed_precision=cfg.mixed_precision,
         kwargs_handlers=[DistributedDataParallelKwargs(broadcast_buffers=False, find_unused_parameters=False)],
     )
+    cfg = replace(cfg, processes=accelerator.num_processes)
+    recorded = load_run_config(run) if existing else None
+    if recorded is not None and recorded.processes != cfg.processes:
+        was = recorded.processes
+        raise ValueError(f"{run} trains with {was} process(es) x batch {recorded.batch}, this launch has "
+                         f"{cfg.processes}: resume it the same way ({_launch_hint(was)}), or start a fork with the "
+                         f"batch you want (--out NEW --init-from {existing[-1]})")
+    check_resume_config(run, cfg, MODEL_KEYS)
     device = accelerator.device
     rank = accelerator.process_index
 
@@ -332,8 +347,8 @@ def train_gan(cfg: TrainGANConfig, resume: bool = True, progress: bool = True) -
         what = "" if same_disc else " (generator side; a new discriminator)"
         accelerator.print(f"initialised from {cfg.init_from}{what} (step {state.step})")
     if state.nimg < 0:  # a checkpoint from before images shown were recorded: step x its run's batch
-        source_batch = load_run_config(init_from[0].parent.parent).batch if init_from is not None else cfg.batch
-        state.nimg = state.step * source_batch * accelerator.num_processes
+        source = load_run_config(init_from[0].parent.parent) if init_from is not None else cfg
+        state.nimg = state.step * source.batch * source.processes
     if accelerator.is_main_process:
         run.mkdir(parents=True, exist_ok=True)
         (run / "samples").mkdir(exist_ok=True)
@@ -414,8 +429,9 @@ def train_gan(cfg: TrainGANConfig, resume: bool = True, progress: bool = True) -
             log.write({"step": state.step, "kimg": cur_nimg / 1000, "sec": round(time.time() - t0, 1), **logs})
         if accelerator.is_main_process and state.step % cfg.sample_every == 0:
             save_image(run / "samples" / f"step_{state.step:08d}.png", sample_grid(g_ema, cfg))
-        out_of_time = cfg.max_minutes is not None and (time.time() - t0) / 60 >= cfg.max_minutes
+        out_of_time = any_process(accelerator, cfg.max_minutes is not None and (time.time() - t0) / 60 >= cfg.max_minutes)
         if state.step % cfg.checkpoint_every == 0 or state.step == cfg.steps or out_of_time:
+            check_replicas_agree(accelerator, {"generator": generator, "discriminator": discriminator, "EMA": g_ema})
             save_checkpoint(accelerator, run, state.step)
         if out_of_time:
             accelerator.print(f"stopping after {cfg.max_minutes} minutes at step {state.step}; rerun to resume")
