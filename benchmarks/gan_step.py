@@ -49,10 +49,9 @@ BATCH = 16  # images per step, over all processes
 
 def run_row(name: str, warmup: int, timed: int, threads: int, tmp: str) -> dict | None:
     """One row's figures (None on the processes after the first of a multi-process row)."""
-    import os
-
     import torch
 
+    from gan_partseg.training.common import is_launch_main
     from gan_partseg.training.gan import TrainGANConfig, train_gan
 
     settings = dict(ROWS[name])
@@ -62,7 +61,7 @@ def run_row(name: str, warmup: int, timed: int, threads: int, tmp: str) -> dict 
     cfg = TrainGANConfig(out=str(Path(tmp) / "run"), n_images=256, batch=BATCH // processes, steps=steps,
                          log_every=1, sample_every=10**9, checkpoint_every=10**9, **settings)
     run = train_gan(cfg, progress=False)
-    if int(os.environ.get("RANK", "0")) != 0:
+    if not is_launch_main():
         return None
     rows = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
     sec = {r["step"]: r["sec"] for r in rows}

@@ -362,9 +362,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train-gan", help="train a StyleGAN2 on rendered toy faces (Accelerate; resumable)",
                        description="Train a StyleGAN2 on the procedural toy faces. Rerun with --resume to "
-                                   "continue from the newest checkpoint. Works under `accelerate launch` on GPUs, and on the "
-                                   "cores of one CPU machine under `torchrun --nproc_per_node N -m gan_partseg.cli "
-                                   "train-gan ... --threads 1` (--batch is per process).")
+                                   "continue from the newest checkpoint. Works under `accelerate launch` on GPUs, "
+                                   "and on the cores of one CPU machine under `torchrun --nproc_per_node N "
+                                   "-m gan_partseg.cli train-gan ... --threads 1` (--batch is per process).")
     _add_dataclass_flags(p, TrainGANConfig, skip=("processes",))
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads per process (0: torch's default; "

@@ -227,7 +227,8 @@ def main() -> None:
     if not measure or measure - {"fd", "attributes", "discriminator"}:
         raise SystemExit(f"unknown --measure {args.measure!r}; use fd, attributes and/or discriminator")
     if "discriminator" in measure and args.n % 4:
-        raise SystemExit(f"--measure discriminator needs --n divisible by 4 (its minibatch-stddev groups), got {args.n}")
+        raise SystemExit(f"--measure discriminator needs --n divisible by 4 (its minibatch-stddev groups), "
+                         f"got {args.n}")
     try:  # fail before the long part, with the reason
         generators = [load_generator(spec, Path(args.run)) for spec in args.generator]
         discs = ([load_discriminator(spec, Path(args.run)) for spec in args.generator]

@@ -2,7 +2,7 @@
 # Trains the embedded toyfaces-64 StyleGAN2 on the CPU (resumable: rerun to continue).
 # Usage: [RUN=runs/other] [PROCS=N] scripts/train_embedded_gan.sh [extra gan-partseg train-gan flags]
 # PROCS=N trains with N processes of 1 thread each (torchrun, data parallel, batch 16/N per process): on a
-# 2-core CPU, PROCS=2 runs 1.4-1.6x the steps of one process (benchmarks/gan_step.py). A run resumes only
+# 2-core CPU, PROCS=2 runs 1.2-1.3x the steps of one process (benchmarks/gan_step.py). A run resumes only
 # with the PROCS it started with; --init-from starts a fork with another.
 # The line trained now (bf16 is faster on CPUs with AVX-512 BF16):
 #   PROCS=2 RUN=runs/toyfaces-64-ddp scripts/train_embedded_gan.sh --mixed-precision bf16

@@ -233,4 +233,5 @@ def test_replica_check_names_the_module_whose_weights_differ_between_processes()
     check_replicas_agree(TwoProcesses(sums(a, b)), {"generator": a, "discriminator": b})
     with pytest.raises(RuntimeError, match="different discriminator weights"):
         check_replicas_agree(TwoProcesses(sums(a, b) + torch.tensor([0.0, 1e-9])), {"generator": a, "discriminator": b})
-    assert any_process(TwoProcesses(torch.tensor([1.0])), False) and not any_process(TwoProcesses(torch.zeros(1)), False)
+    assert any_process(TwoProcesses(torch.tensor([1.0])), False)
+    assert not any_process(TwoProcesses(torch.zeros(1)), False)

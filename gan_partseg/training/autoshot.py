@@ -32,8 +32,8 @@ from ..labels import CLASSES_3, CLASSES_10, to_three_class
 from ..metrics import SegmentationMetrics
 from ..processing import AutoShotImageProcessor
 from ..unet import AutoShotSegmenter, AutoShotSegmenterConfig
-from .common import (JsonlLog, check_replicas_agree, check_resume_config, checkpoints, make_accelerator, save_checkpoint,
-                     step_generator, write_config)
+from .common import (JsonlLog, check_replicas_agree, check_resume_config, checkpoints, make_accelerator,
+                     save_checkpoint, step_generator, write_config)
 from .loop import fit
 
 

@@ -79,7 +79,7 @@ def check_replicas_agree(accelerator, modules: dict[str, torch.nn.Module]) -> No
     sums = torch.stack([sum((p.detach().double().sum() for p in m.parameters()), torch.zeros((), dtype=torch.float64))
                         for m in modules.values()]).to(accelerator.device)
     gathered = accelerator.gather(sums[None]).cpu()
-    differ = [name for i, name in enumerate(modules) if not torch.equal(gathered[:, i], gathered[:1, i].expand(len(gathered)))]
+    differ = [name for i, name in enumerate(modules) if not bool((gathered[:, i] == gathered[0, i]).all())]
     if differ:
         raise RuntimeError(f"the {accelerator.num_processes} processes hold different {', '.join(differ)} weights: "
                            "the data-parallel gradient exchange failed; the last complete checkpoint is intact")

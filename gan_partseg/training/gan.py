@@ -278,7 +278,9 @@ def sample_grid(g_ema: StyleGAN2Generator, cfg: TrainGANConfig, n: int = 32) -> 
 
 
 def _launch_hint(processes: int) -> str:
-    return "gan-partseg train-gan ..." if processes == 1 else f"torchrun --nproc_per_node {processes} -m gan_partseg.cli train-gan ..."
+    if processes == 1:
+        return "gan-partseg train-gan ..."
+    return f"torchrun --nproc_per_node {processes} -m gan_partseg.cli train-gan ..."
 
 
 def train_gan(cfg: TrainGANConfig, resume: bool = True, progress: bool = True) -> Path:
@@ -295,14 +297,14 @@ def train_gan(cfg: TrainGANConfig, resume: bool = True, progress: bool = True) -
     existing = checkpoints(run)
     if existing and not resume:
         raise FileExistsError(f"{run} already holds checkpoints; pass --resume to continue it or choose a new --out")
-    if existing and cfg.init_from is None:  # resuming a fork needs no --init-from: it starts from its own checkpoints
-        cfg = replace(cfg, init_from=load_run_config(run).init_from)
+    recorded = load_run_config(run) if existing else None
+    if recorded is not None and cfg.init_from is None:  # resuming a fork needs no --init-from: it has its checkpoints
+        cfg = replace(cfg, init_from=recorded.init_from)
     accelerator = make_accelerator(
         mixed_precision=cfg.mixed_precision,
         kwargs_handlers=[DistributedDataParallelKwargs(broadcast_buffers=False, find_unused_parameters=False)],
     )
     cfg = replace(cfg, processes=accelerator.num_processes)
-    recorded = load_run_config(run) if existing else None
     if recorded is not None and recorded.processes != cfg.processes:
         was = recorded.processes
         raise ValueError(f"{run} trains with {was} process(es) x batch {recorded.batch}, this launch has "
@@ -429,7 +431,8 @@ def train_gan(cfg: TrainGANConfig, resume: bool = True, progress: bool = True) -
             log.write({"step": state.step, "kimg": cur_nimg / 1000, "sec": round(time.time() - t0, 1), **logs})
         if accelerator.is_main_process and state.step % cfg.sample_every == 0:
             save_image(run / "samples" / f"step_{state.step:08d}.png", sample_grid(g_ema, cfg))
-        out_of_time = any_process(accelerator, cfg.max_minutes is not None and (time.time() - t0) / 60 >= cfg.max_minutes)
+        over = cfg.max_minutes is not None and (time.time() - t0) / 60 >= cfg.max_minutes
+        out_of_time = any_process(accelerator, over)  # each process reads its own clock: stop together
         if state.step % cfg.checkpoint_every == 0 or state.step == cfg.steps or out_of_time:
             check_replicas_agree(accelerator, {"generator": generator, "discriminator": discriminator, "EMA": g_ema})
             save_checkpoint(accelerator, run, state.step)
