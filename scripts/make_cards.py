@@ -3,7 +3,8 @@
     python scripts/make_cards.py
 
 Reads docs/results/toyfaces-64.json (+ the run log), docs/results/fewshot.json and
-docs/results/autoshot.json, and writes each artifact's README.md and its copy in model_cards/.
+docs/results/autoshot.json, and writes each artifact's README.md and its copy in model_cards/, and the
+generator's loss log summary docs/results/toyfaces-64-training.md.
 The ship / results scripts call this at their end; run it alone after editing gan_partseg/cards.py.
 """
 
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from gan_partseg.cards import autoshot_card, fewshot_card, generator_card
 from gan_partseg.hub import bundled_artifacts
+from gan_partseg.io import atomic_write_text
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "docs" / "results"
@@ -42,7 +44,11 @@ def write_cards(verbose: bool = True) -> list[str]:
                 for key, out in (("fd_lite0", "fd_yardsticks"), ("fd_detector", "fd_detector_yardsticks")):
                     if key in yardsticks:
                         quality[out] = {k: v for k, v in yardsticks[key].items() if k != "rendered (floor)"}
-            info, _ = training_summary(run, upto_step=quality.get("step") if quality else None)
+            info, table = training_summary(run, upto_step=quality.get("step") if quality else None)
+            atomic_write_text(RESULTS / f"{name}-training.md",
+                              f"# {name} training log summary\n\nFrom `{run.name}/log.jsonl` and the runs it "
+                              f"descends from ({info['steps_done']} steps, {info['wall_minutes']:.0f} min wall)."
+                              f"\n\n{table}\n")
             training = {**shipped_config, **info}
             from gan_partseg import StyleGAN2Discriminator, StyleGAN2Generator
 

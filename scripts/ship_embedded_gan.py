@@ -1,6 +1,6 @@
 """Ship the embedded GAN: run folder -> bundled artifact, sample grid, quality figures, model card.
 
-    python scripts/ship_embedded_gan.py [--run runs/toyfaces-64] [--n-fid 2000] [--no-fid]
+    python scripts/ship_embedded_gan.py [--run runs/toyfaces-64] [--n-fid 2000] [--no-fid] [--checkpoint DIR]
     python scripts/ship_embedded_gan.py --evaluate-only   # FD of the newest checkpoint, ships nothing
     python scripts/ship_embedded_gan.py --evaluate-only --no-fid --checkpoint runs/toyfaces-64/checkpoints/step_00021755   # parts + detector FD only
 
@@ -31,7 +31,7 @@ from gan_partseg.hub import ARTIFACTS_DIR, save_pretrained_atomic
 from gan_partseg.io import atomic_write_text, make_grid, save_image, tensor_to_uint8, upscale
 from gan_partseg.models.stylegan2 import StyleGAN2Generator
 from gan_partseg.quality import DetectorFeatures, fd_report, part_presence_report
-from gan_partseg.training.gan import load_run_config, models_from_checkpoint, training_summary
+from gan_partseg.training.gan import load_run_config, models_from_checkpoint
 from make_cards import write_cards
 from part_detector import load_part_detector, presence_chart
 
@@ -49,11 +49,14 @@ def main() -> None:
     ap.add_argument("--parts-shipped", action="store_true",
                     help="add part presence and the detector FD of the shipped generator to its quality figures "
                     "and card; ship nothing")
-    ap.add_argument("--checkpoint", help="with --evaluate-only: this checkpoint folder instead of the newest")
+    ap.add_argument("--checkpoint", help="measure (--evaluate-only) or ship this checkpoint folder of the run "
+                    "instead of its newest")
     args = ap.parse_args()
     run = Path(args.run)
-    if args.checkpoint and not args.evaluate_only:
-        raise SystemExit("--checkpoint goes with --evaluate-only (shipping takes the newest checkpoint)")
+    if args.checkpoint and not args.evaluate_only and Path(args.checkpoint).resolve().parent != (
+            run / "checkpoints").resolve():
+        raise SystemExit(f"--checkpoint {args.checkpoint} is not one of {run}/checkpoints: the card and training "
+                         "summary are read from the run it belongs to; pass that run as --run")
 
     detector = load_part_detector()
     if args.parts_shipped:
@@ -88,12 +91,8 @@ def main() -> None:
     elif (results / f"{NAME}.json").exists():
         quality = json.loads((results / f"{NAME}.json").read_text())
 
-    info, table = training_summary(run, upto_step=step)
-    atomic_write_text(results / f"{NAME}-training.md",
-                      f"# {NAME} training log summary\n\nFrom `{run.name}/log.jsonl` "
-                      f"({info['steps_done']} steps, {info['wall_minutes']:.0f} min wall).\n\n{table}\n")
     shutil.copy(run / "train_config.json", out / "train_config.json")
-    write_cards()
+    write_cards()  # the cards and docs/results/NAME-training.md, from the run's log up to the shipped step
 
 
 def sample_grid(g_ema, style_dim: int):

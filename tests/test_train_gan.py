@@ -235,3 +235,17 @@ def test_replica_check_names_the_module_whose_weights_differ_between_processes()
         check_replicas_agree(TwoProcesses(sums(a, b) + torch.tensor([0.0, 1e-9])), {"generator": a, "discriminator": b})
     assert any_process(TwoProcesses(torch.tensor([1.0])), False)
     assert not any_process(TwoProcesses(torch.zeros(1)), False)
+
+
+def test_log_ends_at_the_last_step_and_summary_reads_a_checkpoint_past_the_log(tmp_path):
+    run = train_gan(_cfg(tmp_path / "a", steps=5, log_every=2), progress=False)
+    rows = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 4, 5]  # the step the last checkpoint holds is logged
+    info, _ = training_summary(run, upto_step=5)
+    assert (info["steps_done"], info["kimg"]) == (5, rows[-1]["kimg"])
+    # a log that stops short of its checkpoint (written before the last step was logged): the checkpoint's
+    # step, and the images it showed at the run's rate
+    (run / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:-1]))
+    info, _ = training_summary(run, upto_step=5)
+    assert info["steps_done"] == 5 and info["kimg"] == pytest.approx(rows[-1]["kimg"])
+    assert training_summary(run)[0]["steps_done"] == 4

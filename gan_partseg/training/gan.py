@@ -427,13 +427,14 @@ def train_gan(cfg: TrainGANConfig, resume: bool = True, progress: bool = True) -
         logs.update(d=d_loss.item(), g=g_loss.item(), real=real_pred.mean().item(), fake=fake_pred.mean().item())
         bar.update(1)
         bar.set_postfix({k: f"{v:.3f}" for k, v in logs.items()})
-        if log is not None and (state.step % cfg.log_every == 0 or state.step == 1):
+        over = cfg.max_minutes is not None and (time.time() - t0) / 60 >= cfg.max_minutes
+        out_of_time = any_process(accelerator, over)  # each process reads its own clock: stop together
+        last = state.step == cfg.steps or out_of_time  # the log ends at the step the last checkpoint holds
+        if log is not None and (state.step % cfg.log_every == 0 or state.step == 1 or last):
             log.write({"step": state.step, "kimg": cur_nimg / 1000, "sec": round(time.time() - t0, 1), **logs})
         if accelerator.is_main_process and state.step % cfg.sample_every == 0:
             save_image(run / "samples" / f"step_{state.step:08d}.png", sample_grid(g_ema, cfg))
-        over = cfg.max_minutes is not None and (time.time() - t0) / 60 >= cfg.max_minutes
-        out_of_time = any_process(accelerator, over)  # each process reads its own clock: stop together
-        if state.step % cfg.checkpoint_every == 0 or state.step == cfg.steps or out_of_time:
+        if state.step % cfg.checkpoint_every == 0 or last:
             check_replicas_agree(accelerator, {"generator": generator, "discriminator": discriminator, "EMA": g_ema})
             save_checkpoint(accelerator, run, state.step)
         if out_of_time:
@@ -485,8 +486,14 @@ def training_summary(run: Path, every: int = 500, upto_step: int | None = None) 
             lines.append(f"| {r['step']} | {r['kimg']:.1f} | {r['d']:.3f} | {r['g']:.3f} | {r.get('r1', 0):.3f} | "
                          f"{r['real']:.2f} | {r['fake']:.2f} |")
     last = rows[-1]
-    info = {"steps_done": last["step"], "kimg": last["kimg"], "wall_minutes": wall / 60,
-            "seconds_per_step": wall / max(last["step"], 1), "lineage": [name for name, stage in stages if stage]}
+    steps, kimg = last["step"], last["kimg"]
+    if upto_step is not None and upto_step > steps and len(rows) > 1 and rows[-2]["step"] < steps:
+        # a checkpoint past the last log row (logs before 2026-12-02 skipped the step a time limit stopped
+        # at): its images at the rate of the last rows (one run's batch x processes is fixed)
+        kimg += (upto_step - steps) * (kimg - rows[-2]["kimg"]) / (steps - rows[-2]["step"])
+        steps = upto_step
+    info = {"steps_done": steps, "kimg": kimg, "wall_minutes": wall / 60,
+            "seconds_per_step": wall / max(steps, 1), "lineage": [name for name, stage in stages if stage]}
     return info, "\n".join(lines)
 
 

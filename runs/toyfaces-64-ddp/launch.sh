@@ -12,3 +12,5 @@ export OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=1 ACCELERATE_USE_CPU=true
 exec .venv/bin/torchrun --standalone --nproc_per_node 2 -m gan_partseg.cli train-gan --out runs/toyfaces-64-ddp \
   --init-from $CK --size 64 --n-images 20000 --batch 8 --steps 80000 --checkpoint-every 250 --sample-every 500 \
   --max-minutes 140 --threads 1 --mixed-precision bf16
+# Continued from step 67,000 on 2026-12-02 (session 11, 0.34 s per step) to step 72,656, shipped:
+#   PROCS=2 RUN=runs/toyfaces-64-ddp scripts/train_embedded_gan.sh --mixed-precision bf16 --steps 90000 --max-minutes 32
