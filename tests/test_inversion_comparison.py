@@ -13,12 +13,12 @@ def _row(perceptual, space, wiou):
             "mean_iou": 0.4, "seconds_per_image": 1.0}
 
 
-def _section(tmp_path, monkeypatch, other_wiou):
+def _section(tmp_path, monkeypatch, other_wiou, rows=None, best=None):
     (tmp_path / "docs").mkdir(exist_ok=True)
     (tmp_path / "docs" / "results.md").write_text("# Results\n\n## Latent optimizer settings\n\nold\n")
     monkeypatch.setattr(inversion_comparison, "ROOT", tmp_path)
-    rows = [_row(DEFAULTS["perceptual"], DEFAULTS["space"], 0.865), _row("none", "w", other_wiou)]
-    best = max(rows, key=lambda r: r["weighted_iou"])
+    rows = rows or [_row(DEFAULTS["perceptual"], DEFAULTS["space"], 0.865), _row("none", "w", other_wiou)]
+    best = best or max(rows, key=lambda r: r["weighted_iou"])
     inversion_comparison.write_section({"n_images": 16, "segmenter": "seg", "rows": rows, "best": best})
     return (tmp_path / "docs" / "results.md").read_text()
 
@@ -36,10 +36,6 @@ def test_default_beaten_by_more_than_the_noise_says_what_to_do(tmp_path, monkeyp
 
 def test_default_tied_with_the_best_says_so(tmp_path, monkeypatch):
     # the best is picked by PSNR among equal rounded IoUs: it may sit a hair below the default
-    (tmp_path / "docs").mkdir()
-    (tmp_path / "docs" / "results.md").write_text("# Results\n\n## Latent optimizer settings\n\nold\n")
-    monkeypatch.setattr(inversion_comparison, "ROOT", tmp_path)
     rows = [_row(DEFAULTS["perceptual"], DEFAULTS["space"], 0.8623), {**_row("lite0", "w+", 0.8622), "psnr": 27.0}]
-    inversion_comparison.write_section({"n_images": 16, "segmenter": "seg", "rows": rows, "best": rows[1]})
-    text = (tmp_path / "docs" / "results.md").read_text()
+    text = _section(tmp_path, monkeypatch, None, rows=rows, best=rows[1])
     assert "ties the best on weighted IoU (86.2" in text and "the default stays" in text and "-0.0" not in text

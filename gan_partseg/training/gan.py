@@ -487,10 +487,11 @@ def training_summary(run: Path, every: int = 500, upto_step: int | None = None) 
                          f"{r['real']:.2f} | {r['fake']:.2f} |")
     last = rows[-1]
     steps, kimg = last["step"], last["kimg"]
-    if upto_step is not None and upto_step > steps and len(rows) > 1 and rows[-2]["step"] < steps:
+    own = stages[-1][1]  # the last run's rows: its batch x processes is fixed, its parents' may differ
+    if upto_step is not None and upto_step > steps and len(own) > 1 and own[-2]["step"] < steps:
         # a checkpoint past the last log row (logs before 2026-12-02 skipped the step a time limit stopped
-        # at): its images at the rate of the last rows (one run's batch x processes is fixed)
-        kimg += (upto_step - steps) * (kimg - rows[-2]["kimg"]) / (steps - rows[-2]["step"])
+        # at): its images at the rate of the run's last rows
+        kimg += (upto_step - steps) * (kimg - own[-2]["kimg"]) / (steps - own[-2]["step"])
         steps = upto_step
     info = {"steps_done": steps, "kimg": kimg, "wall_minutes": wall / 60,
             "seconds_per_step": wall / max(steps, 1), "lineage": [name for name, stage in stages if stage]}
