@@ -71,8 +71,8 @@ def run_row(setting: str, head: str, variant: str, device: str, steps: int) -> d
     import torch
     import torch.nn.functional as F
 
-    from gan_partseg.features import stacked_bytes
-    from gan_partseg.heads import SegmentationHead, parse_head
+    from gan_partseg.models.features import stacked_bytes
+    from gan_partseg.models.heads import SegmentationHead, parse_head
 
     shapes, out = layout(setting)
     torch.manual_seed(0)
@@ -170,7 +170,7 @@ def main() -> None:
               f"step {row['step_seconds']:7.3f} s  diff {row['max_rel_diff']}", flush=True)
     if not args.quick:
         shapes, out = layout("b")
-        from gan_partseg.features import stacked_bytes
+        from gan_partseg.models.features import stacked_bytes
 
         for head in heads:
             if not args.naive_b:

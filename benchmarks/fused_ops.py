@@ -103,7 +103,7 @@ def main() -> None:
               f"{r['speedup']:.2f} |" for r in rows]
     lines += ["", "Medians of alternating runs; speedup > 1: fused is faster. "
               "Reproduce: `python benchmarks/fused_ops.py`.", ""]
-    from gan_partseg.io import atomic_write_text
+    from gan_partseg.files import atomic_write_text
 
     suffix = "" if device.type == "cpu" else f"_{device.type}"
     atomic_write_text(RESULTS / f"fused_ops{suffix}.json", json.dumps(info, indent=2))

@@ -51,7 +51,7 @@ def run_row(name: str, warmup: int, timed: int, threads: int, tmp: str) -> dict 
     """One row's figures (None on the processes after the first of a multi-process row)."""
     import torch
 
-    from gan_partseg.training.common import is_launch_main
+    from gan_partseg.runtime import is_launch_main
     from gan_partseg.training.gan import TrainGANConfig, train_gan
 
     settings = dict(ROWS[name])
@@ -85,7 +85,7 @@ def main() -> None:
             print(json.dumps(result))
         return
 
-    from gan_partseg.io import atomic_write_text
+    from gan_partseg.files import atomic_write_text
 
     rows = []
     for name in ROWS:

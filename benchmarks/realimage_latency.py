@@ -42,8 +42,8 @@ def main() -> None:
 
     from gan_partseg import AutoShotSegmenter, FewShotSegmenter
     from gan_partseg.data import HELD_OUT_SEEDS, render
-    from gan_partseg.io import uint8_to_tensor
-    from gan_partseg.latent_optimizer import DEFAULTS
+    from gan_partseg.images import uint8_to_tensor
+    from gan_partseg.inversion.latent_optimizer import DEFAULTS
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -90,7 +90,7 @@ def main() -> None:
               "Reproduce: `python benchmarks/realimage_latency.py`", ""]
     print("\n".join(table))
     if not args.quick:
-        from gan_partseg.io import atomic_write_text
+        from gan_partseg.files import atomic_write_text
 
         atomic_write_text(RESULTS / "realimage_latency.json", json.dumps(result, indent=2))
         atomic_write_text(RESULTS / "realimage_latency.md", "\n".join(table))

@@ -14,14 +14,14 @@ Importing the package registers the configs and models with ``AutoConfig`` /
 from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoModelForSemanticSegmentation
 from transformers.models.auto import modeling_auto
 
-from .fewshot import FewShotSegmenter, FewShotSegmenterConfig, SegmentationOutput
-from .hub import bundled_artifacts, resolve_pretrained
-from .latent_optimizer import InversionResult, LatentOptimizer
-from .metrics import SegmentationMetrics, evaluate_arrays
-from .processing import AutoShotImageProcessor
-from .unet import AutoShotSegmenter, AutoShotSegmenterConfig
-from .labels import CLASSES_3, CLASSES_10
-from .models.stylegan2 import (
+from gan_partseg.evaluation.metrics import SegmentationMetrics, evaluate_arrays
+from gan_partseg.hub import bundled_artifacts, resolve_pretrained
+from gan_partseg.inversion.latent_optimizer import InversionResult, LatentOptimizer
+from gan_partseg.labels import CLASSES_3, CLASSES_10
+from gan_partseg.models.autoshot import AutoShotSegmenter, AutoShotSegmenterConfig
+from gan_partseg.models.fewshot import FewShotSegmenter, FewShotSegmenterConfig, SegmentationOutput
+from gan_partseg.models.processing import AutoShotImageProcessor
+from gan_partseg.models.stylegan2 import (
     StyleGAN2Config,
     StyleGAN2Discriminator,
     StyleGAN2DiscriminatorConfig,

@@ -6,6 +6,8 @@ from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from gan_partseg.hub import bundled_artifacts
+
 
 def _fd_table(title: str, name: str, q: dict, yardsticks: dict, fmt: str) -> str:
     """Markdown rows: floor, the generator (bold), the ceiling when measured, then the yardsticks."""
@@ -116,6 +118,10 @@ the rendered distribution. It is not a model of real faces; use a converted FFHQ
     return ModelCard(content)
 
 
+def _rounded(x: float | None, digits: int = 4) -> float | None:
+    return None if x is None else round(x, digits)
+
+
 def _batch_text(t: dict) -> str:
     """'16', or '16 (2 processes x 8)' for a run trained by several processes (``batch`` is per process)."""
     n = int(t.get("processes", 1))
@@ -154,7 +160,6 @@ def hub_id(name: str | None) -> str | None:
     """A bundled artifact name -> its Hub id; folders and hub ids pass through (None for local paths)."""
     if not name:
         return None
-    from .hub import bundled_artifacts
 
     if name in bundled_artifacts() or name.startswith("toyfaces-64"):
         return f"{HUB_NAMESPACE}/{name}"
@@ -224,7 +229,7 @@ out = seg.segment_images(x)                           # real images in [-1, 1]: 
 Layers {len(config.get('feature_layers', []))} ({', '.join(config.get('feature_layers', [])[:3])} ...), output
 {config.get('output_size')} px; {cfg.get('steps', '?')} steps, Adam lr {cfg.get('lr', '?')}, weight decay
 {cfg.get('weight_decay', '?')}, batch {cfg.get('batch', '?')}, seed {cfg.get('seed', '?')}; shots:
-{', '.join(t.get('shots', [])) or '?'}; final loss {t.get('final_loss') if t.get('final_loss') is None else round(t['final_loss'], 4)}.
+{', '.join(t.get('shots', [])) or '?'}; final loss {_rounded(t.get('final_loss'))}.
 
 ## Intended use and limits
 

@@ -8,7 +8,31 @@ import sys
 from dataclasses import MISSING, fields
 from pathlib import Path
 
+from gan_partseg.convert.rosinality import convert_rosinality
+from gan_partseg.data.celebamask import import_celebamask
+from gan_partseg.data.export import export_hf_dataset, export_png, parse_seeds
+from gan_partseg.data.labelled import find_id2label
+from gan_partseg.data.pascal_part import import_pascal_part
+from gan_partseg.data.shots import write_id2label, write_shot
+from gan_partseg.demo import run_demo
+from gan_partseg.evaluation.evaluate import evaluate_fewshot, evaluate_segmenter
+from gan_partseg.evaluation.frechet import fd_report
+from gan_partseg.files import atomic_write_text
+from gan_partseg.hub import bundled_artifacts, push_folder
+from gan_partseg.images import make_grid, save_image, tensor_to_uint8, upscale
+from gan_partseg.inversion.latent_optimizer import DEFAULTS
+from gan_partseg.jobs.generated import make_dataset
+from gan_partseg.jobs.pipelines import invert_folder, make_shots
+from gan_partseg.labels import CLASSES_3, CLASSES_10, id2label
+from gan_partseg.models.fewshot import FewShotSegmenter
+from gan_partseg.models.stylegan2 import TRUNCATION, StyleGAN2Discriminator, StyleGAN2Generator
+from gan_partseg.runtime import is_launch_main
+from gan_partseg.training.autoshot import TrainAutoShotConfig, train_autoshot
+from gan_partseg.training.fewshot import TrainFewShotConfig, train_fewshot
+from gan_partseg.training.gan import TrainGANConfig, train_gan
+from gan_partseg.visualize import bar_chart
 
+TRUNCATION_HELP = "psi toward the generator's average latent (1 = none)"
 FLAG_HELP = {
     "head": "cnn-s | cnn-m | cnn-l | mlp-0 | mlp-1 | mlp-2 | ensemble-N",
     "augment": "none, flip (few-shot) or translate-color (GAN)",
@@ -60,10 +84,9 @@ def _add_dataclass_flags(parser: argparse.ArgumentParser, cls, skip: tuple[str, 
 
 
 def _cmd_convert(args) -> None:
-    from .convert import convert_rosinality
-
     if args.format == "nvidia":
-        from .convert_nvidia import convert_nvidia
+        # imported here alone: the restricted unpickler stays off every other path (tested)
+        from gan_partseg.convert.nvidia import convert_nvidia
 
         out = convert_nvidia(args.ckpt, args.out_dir, network=args.network, discriminator=args.discriminator)
         print(f"wrote {out}" + (f" and {out / 'discriminator'}" if args.discriminator else ""))
@@ -79,8 +102,6 @@ def _cmd_convert(args) -> None:
 def _cmd_train_gan(args) -> None:
     import torch
 
-    from .training.common import is_launch_main
-    from .training.gan import TrainGANConfig, train_gan
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -91,8 +112,6 @@ def _cmd_train_gan(args) -> None:
 
 
 def _cmd_export_data(args) -> None:
-    from .data.export import export_hf_dataset, export_png, parse_seeds
-
     seeds = parse_seeds(args.seeds, args.n)
     if args.format == "png":
         out = export_png(seeds, args.out, size=args.size, classes=args.classes)
@@ -103,8 +122,6 @@ def _cmd_export_data(args) -> None:
 
 
 def _cmd_demo(args) -> None:
-    from .demo import run_demo
-
     paths = run_demo(args.out, generator=args.generator, n=args.n, seed=args.seed, fewshot=args.fewshot,
                      autoshot=args.autoshot, n_test=args.n_test, n_invert=args.n_invert,
                      invert_steps=args.invert_steps, retrain=args.retrain)
@@ -120,24 +137,17 @@ def _cmd_demo(args) -> None:
 def _cmd_grid(args) -> None:
     import torch
 
-    from .io import make_grid, save_image, tensor_to_uint8, upscale
-    from .models.stylegan2 import StyleGAN2Generator
 
     g = StyleGAN2Generator.from_pretrained(args.generator).eval()
     gen = torch.Generator().manual_seed(args.seed)
     with torch.no_grad():
         z = torch.randn(args.n, g.config.style_dim, generator=gen)
-        mean = g.mean_latent(4096, generator=gen)
-        imgs = g([z], truncation=args.truncation, truncation_latent=mean, randomize_noise=False).images
+        imgs = g([z], truncation=args.truncation, randomize_noise=False).images
     save_image(args.out, upscale(make_grid(tensor_to_uint8(imgs), ncol=args.ncol), args.scale))
     print(f"wrote {args.out}")
 
 
 def _cmd_fid(args) -> None:
-    from .io import atomic_write_text
-    from .models.stylegan2 import StyleGAN2Generator
-    from .quality import fd_report
-
     g = StyleGAN2Generator.from_pretrained(args.generator).eval()
     report = fd_report(g, n=args.n, seed=args.seed,
                        untrained_factory=lambda: StyleGAN2Generator(g.config) if args.untrained else None)
@@ -150,22 +160,14 @@ def _cmd_fid(args) -> None:
 def _cmd_sample(args) -> None:
     import torch
 
-    from .io import tensor_to_uint8
-    from .labels import CLASSES_3, CLASSES_10, id2label
-    from .models.stylegan2 import StyleGAN2Generator
-    from .shots import write_id2label, write_shot
 
     g = StyleGAN2Generator.from_pretrained(args.generator).eval()
-    gen = torch.Generator().manual_seed(args.seed)
     names = CLASSES_10 if args.classes == 10 else CLASSES_3
-    mean = g.mean_latent(4096, generator=gen)
     for i in range(args.n):
         with torch.no_grad():
-            w = g.get_latent(torch.randn(1, g.config.style_dim, generator=gen))
-            w = mean + args.truncation * (w - mean)
+            w, noise = g.seeded_latents([args.seed + i], args.truncation)
             if args.space == "w+":
                 w = w.unsqueeze(1).repeat(1, g.n_latent, 1)
-            noise = g.make_noise(generator=gen)
             image = g([w], input_is_latent=True, noise=noise).images
         write_shot(args.out, f"sample_{args.seed:04d}_{i:03d}", tensor_to_uint8(image)[0], None, w, noise,
                    args.generator)
@@ -175,8 +177,6 @@ def _cmd_sample(args) -> None:
 
 
 def _cmd_train_fewshot(args) -> None:
-    from .training.fewshot import TrainFewShotConfig, train_fewshot
-
     values = {f.name: getattr(args, f.name) for f in fields(TrainFewShotConfig)}
     model = train_fewshot(TrainFewShotConfig(**values))
     s = model.training_summary
@@ -192,14 +192,11 @@ def _optimizer_kwargs(args) -> dict:
 def _discriminator_if_needed(args, generator_name: str) -> dict:
     if args.perceptual != "discriminator":
         return {}
-    from .models.stylegan2 import StyleGAN2Discriminator
 
     return {"discriminator": StyleGAN2Discriminator.from_pretrained(generator_name, subfolder="discriminator")}
 
 
 def _add_optimizer_flags(p: argparse.ArgumentParser) -> None:
-    from .latent_optimizer import DEFAULTS
-
     p.add_argument("--space", choices=["w", "w+"], default=DEFAULTS["space"])
     p.add_argument("--steps", type=int, default=DEFAULTS["steps"], help="optimisation steps per image")
     p.add_argument("--perceptual", choices=["lite0", "lite0-64", "discriminator", "lpips", "none"],
@@ -210,9 +207,6 @@ def _add_optimizer_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_invert(args) -> None:
-    from .models.stylegan2 import StyleGAN2Generator
-    from .pipelines import invert_folder
-
     g = StyleGAN2Generator.from_pretrained(args.generator)
     summary = invert_folder(g, args.generator, args.images, args.out, **_optimizer_kwargs(args),
                             **_discriminator_if_needed(args, args.generator))
@@ -223,10 +217,6 @@ def _cmd_invert(args) -> None:
 
 
 def _cmd_make_shots(args) -> None:
-    from .labels import CLASSES_3, CLASSES_10, id2label
-    from .models.stylegan2 import StyleGAN2Generator
-    from .pipelines import find_id2label, make_shots
-
     mapping = id2label(CLASSES_10 if args.classes == 10 else CLASSES_3) if args.classes else find_id2label(args.labels)
     g = StyleGAN2Generator.from_pretrained(args.generator)
     summary = make_shots(g, args.generator, args.images, args.labels, args.out, mapping, **_optimizer_kwargs(args),
@@ -239,8 +229,6 @@ def _cmd_make_shots(args) -> None:
 
 def _write_evaluation(result: dict, out: str | None) -> None:
     """Print the IoU JSON; with ``out``, write it there and a per-class IoU bar chart beside it (OUT stem + .png)."""
-    from .io import atomic_write_text, save_image
-    from .visualize import bar_chart
 
     result.pop("confusion", None)
     text = json.dumps(result, indent=2)
@@ -256,9 +244,6 @@ def _write_evaluation(result: dict, out: str | None) -> None:
 
 
 def _cmd_evaluate_fewshot(args) -> None:
-    from .fewshot import FewShotSegmenter
-    from .pipelines import evaluate_fewshot
-
     seg = FewShotSegmenter.from_pretrained(args.segmenter)
     result = evaluate_fewshot(seg, args.images, args.labels, exclude_class=0 if args.no_background else None,
                               **_optimizer_kwargs(args), **_discriminator_if_needed(args, seg.config.generator))
@@ -266,9 +251,6 @@ def _cmd_evaluate_fewshot(args) -> None:
 
 
 def _cmd_make_dataset(args) -> None:
-    from .generated_data import make_dataset
-    from .training.common import is_launch_main
-
     out = make_dataset(args.segmenter, args.out, n=args.n, shard_size=args.shard_size, truncation=args.truncation,
                        batch_size=args.batch_size)
     info = json.loads((out / "dataset.json").read_text())
@@ -277,9 +259,6 @@ def _cmd_make_dataset(args) -> None:
 
 
 def _cmd_train_autoshot(args) -> None:
-    from .training.autoshot import TrainAutoShotConfig, train_autoshot
-    from .training.common import is_launch_main
-
     values = {f.name: getattr(args, f.name) for f in fields(TrainAutoShotConfig)}
     best = train_autoshot(TrainAutoShotConfig(**values))
     if is_launch_main():
@@ -288,13 +267,9 @@ def _cmd_train_autoshot(args) -> None:
 
 def _cmd_import_data(args) -> None:
     if args.source == "celebamask-hq":
-        from .data.celebamask import import_celebamask
-
         ds = import_celebamask(args.root, args.out, size=args.size or 512, classes=args.classes,
                                indices=range(args.n) if args.n else None)
     else:
-        from .data.pascal_part import import_pascal_part
-
         if not args.images:
             raise ValueError("pascal-part needs --images (the VOC2010 JPEGImages folder)")
         ds = import_pascal_part(args.root, args.images, args.out, object_class=args.object, size=args.size or 256)
@@ -302,8 +277,6 @@ def _cmd_import_data(args) -> None:
 
 
 def _cmd_evaluate(args) -> None:
-    from .pipelines import evaluate_segmenter
-
     kwargs = _optimizer_kwargs(args)
     batch_size = kwargs.pop("batch_size")
     if args.perceptual == "discriminator":
@@ -314,16 +287,12 @@ def _cmd_evaluate(args) -> None:
 
 
 def _cmd_push(args) -> None:
-    from .hub import push_folder
-
     info = push_folder(args.folder, args.repo_id, private=args.private, revision=args.revision,
                        commit_message=args.message)
     print(f"pushed {args.folder} to https://huggingface.co/{args.repo_id} ({getattr(info, 'commit_url', info)})")
 
 
 def _cmd_artifacts(args) -> None:
-    from .hub import bundled_artifacts
-
     found = bundled_artifacts()
     if not found:
         print("no artifacts bundled in this install")
@@ -332,10 +301,6 @@ def _cmd_artifacts(args) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .training.autoshot import TrainAutoShotConfig
-    from .training.fewshot import TrainFewShotConfig
-    from .training.gan import TrainGANConfig
-
     parser = argparse.ArgumentParser(
         prog="gan-partseg",
         description="One-shot semantic part segmentation by repurposing a pretrained StyleGAN2.",
@@ -386,7 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, default=32)
     p.add_argument("--ncol", type=int, default=8)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--truncation", type=float, default=1.0)
+    p.add_argument("--truncation", type=float, default=TRUNCATION["data"], help=TRUNCATION_HELP)
     p.add_argument("--scale", type=int, default=2, help="nearest-neighbour upscaling for viewing")
     p.set_defaults(func=_cmd_grid)
 
@@ -420,7 +385,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="shots folder to write (images/, labels/, latents/, id2label.json)")
     p.add_argument("--n", type=int, default=5)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--truncation", type=float, default=0.7)
+    p.add_argument("--truncation", type=float, default=TRUNCATION["view"], help=TRUNCATION_HELP)
     p.add_argument("--space", choices=["w", "w+"], default="w")
     p.add_argument("--classes", type=int, choices=[10, 3], default=10, help="label schema for id2label.json")
     p.set_defaults(func=_cmd_sample)
@@ -464,7 +429,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="data set folder")
     p.add_argument("--n", type=int, default=5000, help="number of samples (seeds 0 .. n-1)")
     p.add_argument("--shard-size", type=int, default=500)
-    p.add_argument("--truncation", type=float, default=1.0)
+    p.add_argument("--truncation", type=float, default=TRUNCATION["data"], help=TRUNCATION_HELP)
     p.add_argument("--batch-size", type=int, default=16)
     p.set_defaults(func=_cmd_make_dataset)
 

@@ -19,14 +19,26 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 
-from .io import atomic_write_text, colorize, make_grid, save_image, tensor_to_uint8, uint8_to_tensor, upscale
-from .models.stylegan2 import StyleGAN2Generator
-from .visualize import comparison_rows, feature_pca_grid, with_legend
+from gan_partseg.data import HELD_OUT_SEEDS, TRAIN_SEEDS, render_batch
+from gan_partseg.data.shots import write_id2label
+from gan_partseg.evaluation.metrics import SegmentationMetrics
+from gan_partseg.files import atomic_write_text
+from gan_partseg.images import colorize, make_grid, save_image, tensor_to_uint8, uint8_to_tensor, upscale
+from gan_partseg.inversion.latent_optimizer import DEFAULTS
+from gan_partseg.jobs.generated import make_dataset
+from gan_partseg.jobs.pipelines import invert_rendered
+from gan_partseg.labels import CLASSES_10, id2label
+from gan_partseg.models.autoshot import AutoShotSegmenter
+from gan_partseg.models.fewshot import FewShotSegmenter
+from gan_partseg.models.stylegan2 import TRUNCATION, StyleGAN2Generator
+from gan_partseg.training.autoshot import TrainAutoShotConfig, train_autoshot
+from gan_partseg.training.fewshot import TrainFewShotConfig, train_fewshot
+from gan_partseg.visualize import comparison_rows, feature_pca_grid, with_legend
 
 DEFAULT_GENERATOR = "toyfaces-64"
 DEFAULT_FEWSHOT = "toyfaces-64-fewshot-10c-10shot"
@@ -39,13 +51,6 @@ def retrain_pipeline(out: Path, generator: str, n_shots: int = 10, n_data: int =
 
     Returns (few-shot segmenter folder, auto-shot model folder).
     """
-    from .data import TRAIN_SEEDS
-    from .generated_data import make_dataset
-    from .labels import CLASSES_10, id2label
-    from .pipelines import invert_rendered
-    from .shots import write_id2label
-    from .training.autoshot import TrainAutoShotConfig, train_autoshot
-    from .training.fewshot import TrainFewShotConfig, train_fewshot
 
     g = StyleGAN2Generator.from_pretrained(generator).eval()
     shots, fewshot = out / "shots", out / "fewshot"
@@ -65,16 +70,10 @@ def retrain_pipeline(out: Path, generator: str, n_shots: int = 10, n_data: int =
 
 
 def run_demo(out_dir: str | Path = "demo_out", generator: str = DEFAULT_GENERATOR, n: int = 16, seed: int = 0,
-             truncation: float = 0.8, fewshot: str = DEFAULT_FEWSHOT, autoshot: str = DEFAULT_AUTOSHOT,
+             truncation: float = TRUNCATION["view"], fewshot: str = DEFAULT_FEWSHOT, autoshot: str = DEFAULT_AUTOSHOT,
              n_test: int = 100, n_invert: int = 4, invert_steps: int | None = None, retrain: bool = False,
              say: Callable[[str], None] = print) -> dict[str, Path]:
     """Run the demo; returns the written paths by name."""
-    from .data import HELD_OUT_SEEDS, render_batch
-    from .fewshot import FewShotSegmenter
-    from .generated_data import generate_latents
-    from .latent_optimizer import DEFAULTS
-    from .metrics import SegmentationMetrics
-    from .unet import AutoShotSegmenter
 
     out = Path(out_dir)
     t_start = time.time()
@@ -91,8 +90,7 @@ def run_demo(out_dir: str | Path = "demo_out", generator: str = DEFAULT_GENERATO
     if seg.config.generator != generator:
         seg.set_generator(g)  # a segmenter trained on another copy of the same generator
     with torch.no_grad():
-        mean = g.mean_latent(4096, generator=torch.Generator().manual_seed(seed))
-        w, noise = generate_latents(g, list(range(seed, seed + n)), truncation, mean)
+        w, noise = g.seeded_latents(range(seed, seed + n), truncation)
         res = g([w], input_is_latent=True, noise=noise, randomize_noise=False, return_features=True)
     scale = max(1, 256 // g.config.size)
     samples = tensor_to_uint8(res.images)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .io import make_grid, tensor_to_uint8
+from gan_partseg.images import colorize, make_grid, overlay, tensor_to_uint8, upscale
+from gan_partseg.labels import palette_for
 
 
 def pca_rgb(features: torch.Tensor, out_size: int) -> np.ndarray:
@@ -53,7 +54,6 @@ def legend(id2label: Mapping[int, str], width: int = 0, swatch: int = 12) -> np.
     """A strip of colour swatches with class names, (h, max(width, needed), 3) uint8 on white."""
     from PIL import Image, ImageDraw, ImageFont
 
-    from .labels import palette_for
 
     palette = palette_for(len(id2label))
     font = ImageFont.load_default()
@@ -84,7 +84,6 @@ def comparison_rows(columns: Sequence[np.ndarray], n_classes: int, scale: int = 
     Each entry is (N, H, W, 3) uint8 images or (N, H, W) int label maps (drawn as overlays on the
     first entry when that holds images, as colours otherwise). Returns the grid (uint8).
     """
-    from .io import colorize, overlay, upscale
 
     base = columns[0] if np.asarray(columns[0]).ndim == 4 else None
     tiles = []

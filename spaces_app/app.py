@@ -28,10 +28,10 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from gan_partseg import AutoShotSegmenter, FewShotSegmenter, StyleGAN2Generator
-from gan_partseg.generated_data import generate_latents
-from gan_partseg.io import overlay, tensor_to_uint8, upscale, uint8_to_tensor
+from gan_partseg.data.shots import Shot, write_id2label, write_shot
+from gan_partseg.images import overlay, tensor_to_uint8, uint8_to_tensor, upscale
 from gan_partseg.labels import CLASSES_3, CLASSES_10, id2label, palette_for, to_three_class
-from gan_partseg.shots import Shot, write_id2label, write_shot
+from gan_partseg.models.stylegan2 import TRUNCATION
 from gan_partseg.visualize import legend
 
 GENERATOR = "toyfaces-64"
@@ -99,8 +99,7 @@ def _sample(seed: int, truncation: float):
         raise gr.Error("The seed must be a whole number between 0 and 2147483647.")
     if not 0.1 <= float(truncation) <= 1.0:
         raise gr.Error("Truncation must lie between 0.1 and 1.0.")
-    mean = g.mean_latent(4096, generator=torch.Generator().manual_seed(0)) if truncation < 1 else None
-    w, noise = generate_latents(g, [seed], float(truncation), mean)
+    w, noise = g.seeded_latents([seed], float(truncation))
     with torch.no_grad():
         image = tensor_to_uint8(g([w], input_is_latent=True, noise=noise, randomize_noise=False).images)[0]
     return w, noise, image
@@ -220,7 +219,7 @@ def train_head(head: str, steps: int, state: dict, progress=gr.Progress(track_tq
 
 def _preview(model: FewShotSegmenter, seeds=(1001, 1002, 1003, 1004)) -> np.ndarray:
     g = Models.get(GENERATOR)
-    w, noise = generate_latents(g, list(seeds))
+    w, noise = g.seeded_latents(list(seeds))
     out = model.segment_latents(w, noise)
     images = tensor_to_uint8(out.images)
     tiles = [np.concatenate([_show(im), _show(overlay(im, lab, len(CLASSES_10), 0.6))], 1)
@@ -319,7 +318,7 @@ def build_demo() -> gr.Blocks:
         with gr.Tab("Generate"):
             with gr.Row():
                 seed = gr.Number(value=7, precision=0, label="seed", minimum=0)
-                trunc = gr.Slider(0.3, 1.0, value=0.8, step=0.05, label="truncation")
+                trunc = gr.Slider(0.3, 1.0, value=TRUNCATION["view"], step=0.05, label="truncation")
                 class_set = gr.Radio(["10 classes", "3 classes (eye, mouth, nose)"], value="10 classes",
                                      label="classes")
             go = gr.Button("Generate", variant="primary")

@@ -6,10 +6,11 @@ import torch
 from PIL import Image
 
 from gan_partseg.data.export import export_hf_dataset
-from gan_partseg.fewshot import FewShotSegmenter
-from gan_partseg.processing import AutoShotImageProcessor
-from gan_partseg.training.autoshot import TrainAutoShotConfig, load_training_set, train_autoshot
-from gan_partseg.unet import AutoShotSegmenter, AutoShotSegmenterConfig
+from gan_partseg.data.labelled import load_training_set
+from gan_partseg.models.autoshot import AutoShotSegmenter, AutoShotSegmenterConfig
+from gan_partseg.models.fewshot import FewShotSegmenter
+from gan_partseg.models.processing import AutoShotImageProcessor
+from gan_partseg.training.autoshot import TrainAutoShotConfig, train_autoshot
 
 ID2LABEL = {0: "background", 1: "eye", 2: "mouth", 3: "nose"}
 
@@ -167,8 +168,8 @@ def test_folder_of_another_kind_is_named(tmp_path, tiny_generator):
 @pytest.mark.e2e
 def test_bundled_autoshot_segments_held_out_faces():
     from gan_partseg.data import HELD_OUT_SEEDS, render_batch
+    from gan_partseg.evaluation.metrics import evaluate_arrays
     from gan_partseg.labels import CLASSES_10
-    from gan_partseg.metrics import evaluate_arrays
 
     model = AutoShotSegmenter.from_pretrained("toyfaces-64-autoshot-10c")
     assert model.config.source_segmenter == "toyfaces-64-fewshot-10c-10shot"

@@ -6,7 +6,7 @@ import torch
 
 from gan_partseg import StyleGAN2Discriminator, StyleGAN2Generator
 from gan_partseg.cli import main as cli_main
-from gan_partseg.convert import CheckpointError, convert_rosinality
+from gan_partseg.convert.rosinality import CheckpointError, convert_rosinality
 
 
 def _train_style_ckpt(g, d, path):

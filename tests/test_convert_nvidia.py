@@ -12,8 +12,7 @@ import torch
 
 from gan_partseg import StyleGAN2Discriminator, StyleGAN2Generator
 from gan_partseg.cli import main as cli_main
-from gan_partseg.convert import CheckpointError
-from gan_partseg.convert_nvidia import (
+from gan_partseg.convert.nvidia import (
     PersistedModule,
     convert_nvidia,
     discriminator_key_map,
@@ -21,6 +20,7 @@ from gan_partseg.convert_nvidia import (
     load_nvidia_pickle,
     rosinality_to_nvidia,
 )
+from gan_partseg.convert.rosinality import CheckpointError
 
 SOURCE_RAN = []
 
@@ -182,7 +182,7 @@ def test_restricted_unpickler_is_off_every_default_path(tmp_path):
     code = ("import sys, gan_partseg, gan_partseg.cli, gan_partseg.demo, gan_partseg.convert, hubconf\n"
             "from gan_partseg import StyleGAN2Generator\n"
             "StyleGAN2Generator.from_pretrained('toyfaces-64')\n"
-            "print('gan_partseg.convert_nvidia' in sys.modules)\n")
+            "print('gan_partseg.convert.nvidia' in sys.modules)\n")
     root = Path(__file__).resolve().parents[1]
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, timeout=120,
                          env={**os.environ, "OMP_NUM_THREADS": "1"})
@@ -195,7 +195,7 @@ def test_restricted_reader_reads_plain_data_of_every_binary_protocol(protocol):
     import collections
     import io
 
-    from gan_partseg.restricted_unpickle import restricted_load
+    from gan_partseg.convert.unpickle import restricted_load
 
     shared = [1, 2]
     value = {"ints": [0, 1, 255, 65535, -1, 2**31, -(2**70)], "floats": (0.5, -1e300), "text": "é" * 300,
@@ -212,7 +212,7 @@ def test_restricted_reader_reads_plain_data_of_every_binary_protocol(protocol):
 def test_restricted_reader_refuses_what_it_does_not_allow():
     import io
 
-    from gan_partseg.restricted_unpickle import UnpicklingRefused, restricted_load
+    from gan_partseg.convert.unpickle import UnpicklingRefused, restricted_load
 
     class Payload:
         def __reduce__(self):

@@ -1,15 +1,11 @@
 """scripts/fd_breakdown.py: where a set's distance to the renders comes from (FD terms, stages, spectrum)."""
 
-import sys
-from pathlib import Path
 
 import numpy as np
-import torch
 import pytest
+import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-import fd_breakdown
-
+from gan_partseg.results import fd_breakdown
 from gan_partseg.training.gan import TrainGANConfig, train_gan
 
 

@@ -6,11 +6,11 @@ import torch
 from PIL import Image
 
 from gan_partseg.cli import main as cli_main
-from gan_partseg.fewshot import FewShotSegmenter, FewShotSegmenterConfig
-from gan_partseg.heads import CNN_DILATIONS, SegmentationHead, parse_head, receptive_field
-from gan_partseg.io import tensor_to_uint8
-from gan_partseg.metrics import evaluate_arrays
-from gan_partseg.shots import ShotsError, read_shots, write_id2label, write_shot
+from gan_partseg.data.shots import ShotsError, read_shots, write_id2label, write_shot
+from gan_partseg.evaluation.metrics import evaluate_arrays
+from gan_partseg.images import tensor_to_uint8
+from gan_partseg.models.fewshot import FewShotSegmenter, FewShotSegmenterConfig
+from gan_partseg.models.heads import CNN_DILATIONS, SegmentationHead, parse_head, receptive_field
 from gan_partseg.training.fewshot import TrainFewShotConfig, train_fewshot
 
 HEADS = ["cnn-s", "cnn-m", "cnn-l", "mlp-0", "mlp-1", "mlp-2", "ensemble-3"]
@@ -121,7 +121,7 @@ def test_training_is_deterministic_with_a_seed(tiny_generator, tmp_path):
 
 
 def test_ensemble_returns_members_and_disagreement(tiny_generator):
-    from gan_partseg.heads import disagreement
+    from gan_partseg.models.heads import disagreement
 
     config = FewShotSegmenterConfig.for_generator(tiny_generator, "tiny", {0: "a", 1: "b"}, **parse_head("ensemble-4"))
     model = FewShotSegmenter(config)

@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from gan_partseg.fewshot import FewShotSegmenter, FewShotSegmenterConfig
-from gan_partseg.generated_data import load_generated_dataset, make_dataset, shard_path
-from gan_partseg.heads import parse_head
+from gan_partseg.data.generated import load_generated_dataset, shard_path
+from gan_partseg.jobs.generated import make_dataset
+from gan_partseg.models.fewshot import FewShotSegmenter, FewShotSegmenterConfig
+from gan_partseg.models.heads import parse_head
 
 
 @pytest.fixture

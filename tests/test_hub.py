@@ -9,8 +9,8 @@ from huggingface_hub import ModelCard
 from gan_partseg import AutoShotSegmenter, FewShotSegmenter, StyleGAN2Generator
 from gan_partseg.cli import main as cli_main
 from gan_partseg.hub import bundled_artifacts, check_model_repo, push_folder
+from gan_partseg.models.autoshot import AutoShotSegmenterConfig
 from gan_partseg.training.autoshot import save_autoshot
-from gan_partseg.unet import AutoShotSegmenterConfig
 from tests.conftest import tiny_config
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,11 +1,8 @@
 """The latent-optimizer comparison says whether its default still stands (scripts/inversion_comparison.py)."""
 
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-import inversion_comparison  # noqa: E402
-from gan_partseg.latent_optimizer import DEFAULTS  # noqa: E402
+from gan_partseg.inversion.latent_optimizer import DEFAULTS
+from gan_partseg.results import inversion_comparison
 
 
 def _row(perceptual, space, wiou):

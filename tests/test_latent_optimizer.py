@@ -6,12 +6,18 @@ import torch
 from PIL import Image
 
 from gan_partseg.cli import main as cli_main
-from gan_partseg.fewshot import FewShotSegmenter
-from gan_partseg.io import load_image, save_image, tensor_to_uint8
-from gan_partseg.latent_optimizer import LatentOptimizer, learning_rate, noise_normalize_, noise_regularize, psnr
-from gan_partseg.metrics import evaluate_arrays
-from gan_partseg.pipelines import evaluate_fewshot
-from gan_partseg.shots import read_shots
+from gan_partseg.data.shots import read_shots
+from gan_partseg.evaluation.evaluate import evaluate_fewshot
+from gan_partseg.evaluation.metrics import evaluate_arrays
+from gan_partseg.images import load_image, save_image, tensor_to_uint8
+from gan_partseg.inversion.latent_optimizer import (
+    LatentOptimizer,
+    learning_rate,
+    noise_normalize_,
+    noise_regularize,
+    psnr,
+)
+from gan_partseg.models.fewshot import FewShotSegmenter
 from gan_partseg.training.fewshot import TrainFewShotConfig, train_fewshot
 
 

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from gan_partseg.metrics import SegmentationMetrics, confusion_matrix, evaluate_arrays, weighted_iou_image
+from gan_partseg.evaluation.metrics import SegmentationMetrics, confusion_matrix, evaluate_arrays, weighted_iou_image
 
 
 def test_confusion_matrix_counts_true_by_pred():

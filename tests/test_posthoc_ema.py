@@ -1,16 +1,12 @@
 """Post-hoc EMAs from raw-generator snapshots (scripts/posthoc_ema.py) match the EMA training keeps."""
 
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-import posthoc_ema
-
-from gan_partseg.training.common import checkpoints
+from gan_partseg.results import posthoc_ema
+from gan_partseg.training.checkpoints import checkpoints
 from gan_partseg.training.gan import TrainGANConfig, train_gan
 
 

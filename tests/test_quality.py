@@ -8,10 +8,18 @@ import torch
 
 from gan_partseg.cards import generator_card, parts_table
 from gan_partseg.data import HELD_OUT_SEEDS, render_batch
+from gan_partseg.evaluation.frechet import (
+    DetectorFeatures,
+    fd_report,
+    frechet_distance,
+    frechet_terms,
+    part_attributes,
+    part_presence,
+    part_presence_report,
+    radial_spectrum,
+)
 from gan_partseg.labels import CLASSES_10, id2label
-from gan_partseg.quality import (DetectorFeatures, fd_report, frechet_distance, frechet_terms, part_presence,
-                                 part_attributes, part_presence_report, radial_spectrum)
-from gan_partseg.unet import AutoShotSegmenter, AutoShotSegmenterConfig
+from gan_partseg.models.autoshot import AutoShotSegmenter, AutoShotSegmenterConfig
 from gan_partseg.visualize import BAR_COLOURS, bar_chart
 
 
@@ -83,7 +91,7 @@ def test_detector_features_pool_each_encoder_stage_and_serve_fd_report(tiny_gene
 
 
 def test_fd_report_measures_more_networks_in_one_pass_with_the_same_figures(tiny_generator, monkeypatch):
-    import gan_partseg.quality as quality
+    import gan_partseg.evaluation.frechet as quality
 
     torch.manual_seed(0)
     nets = {key: AutoShotSegmenter(AutoShotSegmenterConfig(widths=[4, 8], image_size=32,

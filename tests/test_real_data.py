@@ -11,10 +11,10 @@ from gan_partseg.cli import main as cli_main
 from gan_partseg.data.celebamask import CelebAMaskError, import_celebamask, label_map
 from gan_partseg.data.export import load_hf_dataset
 from gan_partseg.data.pascal_part import PascalPartError, import_pascal_part, read_annotation
+from gan_partseg.evaluation.evaluate import evaluate_segmenter
+from gan_partseg.evaluation.metrics import evaluate_arrays
 from gan_partseg.labels import CLASSES_3, CLASSES_10, id2label
-from gan_partseg.metrics import evaluate_arrays
-from gan_partseg.pipelines import evaluate_segmenter
-from gan_partseg.unet import AutoShotSegmenter, AutoShotSegmenterConfig
+from gan_partseg.models.autoshot import AutoShotSegmenter, AutoShotSegmenterConfig
 
 C10 = {name: i for i, name in enumerate(CLASSES_10)}
 

@@ -2,14 +2,11 @@
 
 import copy
 import json
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-from results_cache import STAMP, claim_cache  # noqa: E402
+from gan_partseg.results.cache import STAMP, claim_cache
 
 
 def test_cache_resumes_for_the_same_weights_and_moves_aside_for_others(tiny_generator, tmp_path):

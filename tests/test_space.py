@@ -5,18 +5,17 @@ import sys
 import zipfile
 from pathlib import Path
 
+import gradio as gr  # noqa: E402  (the dev extra installs the demo extra)
 import numpy as np
 import pytest
 from PIL import Image
 
-import gradio as gr  # noqa: E402  (the dev extra installs the demo extra)
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "spaces_app"))
 import app  # noqa: E402
 
-from gan_partseg import FewShotSegmenter  # noqa: E402
-from gan_partseg.labels import CLASSES_10, palette_for  # noqa: E402
-from gan_partseg.shots import read_shots  # noqa: E402
+from gan_partseg import FewShotSegmenter
+from gan_partseg.data.shots import read_shots
+from gan_partseg.labels import CLASSES_10, palette_for
 
 PALETTE = palette_for(len(CLASSES_10))
 

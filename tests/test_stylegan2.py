@@ -5,9 +5,8 @@ import torch
 from transformers import AutoConfig, AutoModel
 
 from gan_partseg import StyleGAN2Config, StyleGAN2Discriminator, StyleGAN2DiscriminatorConfig, StyleGAN2Generator
-from gan_partseg.models.stylegan2 import default_channels
-
-from .conftest import tiny_config
+from gan_partseg.models.stylegan2 import AVERAGE_LATENT_SAMPLES, default_channels
+from tests.conftest import tiny_config
 
 
 def _meta_generator(size, **kw):
@@ -114,8 +113,30 @@ def test_truncation_pulls_toward_mean(tiny_generator):
     full = g([z], randomize_noise=False, return_latents=True).latents
     trunc = g([z], truncation=0.5, truncation_latent=mean, randomize_noise=False, return_latents=True).latents
     torch.testing.assert_close(trunc, mean + 0.5 * (full - mean))
-    with pytest.raises(ValueError, match="truncation_latent"):
-        g([z], truncation=0.5)
+    # without truncation_latent: toward the generator's one average latent (seed-0 mean of 4096 mapped z)
+    avg = g.mean_latent(AVERAGE_LATENT_SAMPLES, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(g.average_latent(), avg)
+    default = g([z], truncation=0.5, randomize_noise=False, return_latents=True).latents
+    torch.testing.assert_close(default, avg + 0.5 * (full - avg))
+    torch.testing.assert_close(g.truncate(full, 0.5), default)  # w+ too, through the same method
+
+
+def test_truncation_uses_the_checkpoints_own_average(tiny_generator, tmp_path):
+    """A checkpoint that carries latent_avg (rosinality) / w_avg (NVIDIA) truncates toward it, and
+    store_average_latent makes the computed average part of a saved model."""
+    g = tiny_generator
+    w = g.get_latent(torch.randn(3, 32))
+    g.store_average_latent()
+    assert g.config.has_latent_avg
+    g.save_pretrained(tmp_path / "g")
+    again = StyleGAN2Generator.from_pretrained(tmp_path / "g")
+    torch.testing.assert_close(again.latent_avg, g.latent_avg)
+    with torch.no_grad():
+        again.latent_avg.fill_(0.25)  # a checkpoint's own average, far from the computed one
+    torch.testing.assert_close(again.truncate(w, 0.5), 0.25 + 0.5 * (w - 0.25))
+    seeded, _ = again.seeded_latents([3, 4], truncation=0.5)
+    plain, _ = again.seeded_latents([3, 4])
+    torch.testing.assert_close(seeded, 0.25 + 0.5 * (plain - 0.25))
 
 
 def test_bad_latent_shapes_are_named(tiny_generator):

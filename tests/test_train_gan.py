@@ -5,7 +5,7 @@ import torch
 from safetensors.torch import load_file
 
 from gan_partseg import StyleGAN2Generator
-from gan_partseg.training.common import checkpoints
+from gan_partseg.training.checkpoints import checkpoints
 from gan_partseg.training.gan import TrainGANConfig, models_from_checkpoint, train_gan, training_summary
 
 
@@ -214,7 +214,7 @@ def test_two_cpu_processes_train_one_run_together_under_torchrun(tmp_path):
 
 
 def test_replica_check_names_the_module_whose_weights_differ_between_processes():
-    from gan_partseg.training.common import any_process, check_replicas_agree
+    from gan_partseg.runtime import any_process, check_replicas_agree
 
     class TwoProcesses:  # what accelerate returns for 2 processes, the other one holding `other`'s weights
         num_processes, device = 2, torch.device("cpu")

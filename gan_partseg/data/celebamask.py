@@ -19,14 +19,15 @@ nose and everything else to background.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from ..labels import CLASSES_3, CLASSES_10, id2label, to_three_class
+from gan_partseg.data.export import save_labelled_dataset
+from gan_partseg.labels import CLASSES_3, CLASSES_10, id2label, to_three_class
 
 PART_ORDER = ("skin", "nose", "eye_g", "l_eye", "r_eye", "l_brow", "r_brow", "l_ear", "r_ear", "mouth", "u_lip",
               "l_lip", "hair", "hat", "ear_r", "neck_l", "neck", "cloth")
@@ -92,7 +93,6 @@ def import_celebamask(root: str | os.PathLike, out_dir: str | os.PathLike, size:
     Images are resized with bilinear filtering, label maps with nearest neighbour. ``seed`` holds the
     face index.
     """
-    from .export import save_labelled_dataset
 
     if classes not in (10, 3):
         raise ValueError(f"classes must be 10 or 3, got {classes}")

@@ -15,16 +15,17 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from ..io import atomic_write_text, save_image
-from ..labels import CLASSES_3, CLASSES_10, id2label, to_three_class
-from .toyfaces import HELD_OUT_SEEDS, TRAIN_SEEDS, render
+from gan_partseg.data.toyfaces import HELD_OUT_SEEDS, TRAIN_SEEDS, render
+from gan_partseg.files import atomic_write_text
+from gan_partseg.images import save_image
+from gan_partseg.labels import CLASSES_3, CLASSES_10, id2label, to_three_class
 
 
 def parse_seeds(spec: str, n: int | None = None) -> range:

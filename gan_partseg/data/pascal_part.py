@@ -29,6 +29,9 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
+from gan_partseg.data.export import save_labelled_dataset
+from gan_partseg.labels import id2label
+
 SCHEMAS: dict[str, dict] = {
     "car": {
         "classes": ("background", "body", "light", "plate", "wheel", "window"),
@@ -123,8 +126,6 @@ def import_pascal_part(annotations: str | os.PathLike, images: str | os.PathLike
     """Every ``object_class`` instance with parts (and at least ``min_pixels``) -> a labelled data set."""
     import datasets
 
-    from ..labels import id2label
-    from .export import save_labelled_dataset
 
     if object_class not in SCHEMAS:
         raise ValueError(f"object_class must be one of {sorted(SCHEMAS)}, got {object_class!r}")

@@ -21,7 +21,7 @@ import math
 
 import numpy as np
 
-from ..labels import CLASSES_10
+from gan_partseg.labels import CLASSES_10
 
 TRAIN_SEEDS = range(0, 1_000_000)
 """Seeds any training may use (GAN training draws from the start of this range)."""

@@ -1,6 +1,6 @@
 """Model classes: the StyleGAN2 generator / discriminator, few-shot heads and the U-Net."""
 
-from .stylegan2 import (
+from gan_partseg.models.stylegan2 import (
     StyleGAN2Config,
     StyleGAN2Discriminator,
     StyleGAN2DiscriminatorConfig,

@@ -10,12 +10,12 @@ and differentiate with autograd. Nothing is compiled at import: the optional C++
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 
-from . import fused
+from gan_partseg.models import fused
 
 LRELU_SLOPE = 0.2
 LRELU_GAIN = math.sqrt(2.0)

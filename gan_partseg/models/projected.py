@@ -20,13 +20,15 @@ a generator trained this way ships with a StyleGAN2 discriminator trained agains
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
+
+from gan_partseg.models.lite0 import lite0_block_features, load_efficientnet_lite0
 
 LITE0_CHANNELS = {0: 16, 1: 24, 2: 24, 3: 40, 4: 40, 5: 80, 6: 80, 7: 80, 8: 112, 9: 112, 10: 112,
                   11: 192, 12: 192, 13: 192, 14: 192, 15: 320}
@@ -71,8 +73,6 @@ class ProjectedDiscriminator(nn.Module):
         if len(proj_channels) != len(blocks):
             raise ValueError(f"proj_channels needs one entry per block ({len(blocks)}), got {proj_channels}")
         if features is None:
-            from ..quality import load_efficientnet_lite0
-
             features = load_efficientnet_lite0()
         features.eval().requires_grad_(False)
         self._features = (features,)  # outside the module tree: not trained, not checkpointed
@@ -103,7 +103,6 @@ class ProjectedDiscriminator(nn.Module):
 
     def projected_features(self, images: torch.Tensor) -> list[torch.Tensor]:
         """The CCM + CSM maps fed to the heads: ``p_l`` (B, proj_channels[l], r_l, r_l), finest first."""
-        from ..perceptual import lite0_block_features
 
         net = self.feature_network
         if next(net.parameters()).device != images.device:

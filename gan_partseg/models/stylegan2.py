@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -24,8 +24,9 @@ from transformers import PreTrainedConfig, PreTrainedModel
 from transformers import initialization as init
 from transformers.utils import ModelOutput
 
-from ..hub import ResolveBundledMixin
-from .ops import fused_leaky_relu, make_kernel, upfirdn2d
+from gan_partseg.hub import ResolveBundledMixin
+from gan_partseg.models import fused
+from gan_partseg.models.ops import fused_leaky_relu, make_kernel, upfirdn2d
 
 # rosinality's channel table for channel_multiplier m: resolution -> channels
 _BASE_CHANNELS = {4: 512, 8: 512, 16: 512, 32: 512, 64: 256, 128: 128, 256: 64, 512: 32, 1024: 16}
@@ -38,6 +39,13 @@ def default_channels(channel_multiplier: int = 2) -> dict[int, int]:
 
 
 # --------------------------------------------------------------------------- config
+
+
+# The one place for truncation defaults, per purpose: "view" for pictures a person looks at (grid, demo,
+# the Space), "data" for samples that stand for the generator's whole distribution (shots, make-dataset).
+TRUNCATION = {"view": 0.8, "data": 1.0}
+# Samples of z behind the average latent of a generator without its own (see average_latent).
+AVERAGE_LATENT_SAMPLES = 4096
 
 
 class StyleGAN2Config(PreTrainedConfig):
@@ -406,8 +414,8 @@ class StyleGAN2Generator(ResolveBundledMixin, PreTrainedModel):
 
         g = StyleGAN2Generator.from_pretrained("toyfaces-64")
         w = g.get_latent(torch.randn(4, g.config.style_dim))
-        out = g([w], input_is_latent=True, truncation=0.7, truncation_latent=g.mean_latent(4096),
-                randomize_noise=False, return_features=True)
+        out = g([w], input_is_latent=True, truncation=TRUNCATION["view"], randomize_noise=False,
+                return_features=True)
         out.images      # (4, 3, 64, 64) in [-1, 1]
         out.features    # {"conv1": (4, C, 4, 4), "convs.0": (4, C, 8, 8), ...}
     """
@@ -421,8 +429,6 @@ class StyleGAN2Generator(ResolveBundledMixin, PreTrainedModel):
         super().__init__(config)
         c = config
         if c.fused_ops:
-            from . import fused
-
             fused.request("default")
         self.size = c.size
         self.style_dim = c.style_dim
@@ -497,6 +503,63 @@ class StyleGAN2Generator(ResolveBundledMixin, PreTrainedModel):
         z = torch.randn(n_latent, self.style_dim, device=self.input.input.device, generator=generator)
         return self.style(z).mean(0, keepdim=True)
 
+    @torch.no_grad()
+    def average_latent(self) -> torch.Tensor:
+        """The latent that truncation pulls toward: (1, style_dim).
+
+        The checkpoint's own average (rosinality ``latent_avg``, NVIDIA ``w_avg``) when it carries one
+        (``config.has_latent_avg``); otherwise the mean of ``AVERAGE_LATENT_SAMPLES`` mapped z drawn from
+        ``torch.Generator().manual_seed(0)``, computed once per loaded model (and stored by
+        :meth:`store_average_latent`, which the embedded generator's ship step calls).
+        """
+        if self.config.has_latent_avg:
+            return self.latent_avg[None]
+        cached = getattr(self, "_average_latent", None)
+        device = self.input.input.device
+        if cached is None or cached.device != device:
+            cached = self.mean_latent(AVERAGE_LATENT_SAMPLES, generator=torch.Generator(device).manual_seed(0))
+            self._average_latent = cached
+        return cached
+
+    @torch.no_grad()
+    def store_average_latent(self) -> None:
+        """Make :meth:`average_latent` part of the weights (``latent_avg``), so a saved model carries it."""
+        if self.config.has_latent_avg:
+            return
+        avg = self.average_latent()[0].clone()
+        self.config.has_latent_avg = True
+        self.register_buffer("latent_avg", avg)
+
+    def truncate(self, w: torch.Tensor, truncation: float, truncation_latent: torch.Tensor | None = None
+                 ) -> torch.Tensor:
+        """The one truncation: ``avg + psi * (w - avg)`` for w (B, D) or w+ (B, n_latent, D); psi 1 returns w.
+
+        ``truncation_latent`` (1, D) overrides :meth:`average_latent`.
+        """
+        if truncation == 1:
+            return w
+        avg = self.average_latent() if truncation_latent is None else truncation_latent
+        if w.ndim == 3:
+            avg = avg.view(1, 1, -1)
+        return avg + truncation * (w - avg)
+
+    @torch.no_grad()
+    def seeded_latents(self, seeds: Sequence[int], truncation: float = 1.0
+                       ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Seed s -> (w, noise maps) drawn from ``torch.Generator().manual_seed(s)``: (B, D), [(B, 1, r, r)].
+
+        z first, then one noise map per layer, from the same generator, so a seed names one sample
+        everywhere (``make-dataset``, ``sample``, the demo, the Space).
+        """
+        device = self.input.input.device
+        zs, noises = [], []
+        for s in seeds:
+            gen = torch.Generator().manual_seed(int(s))
+            zs.append(torch.randn(1, self.style_dim, generator=gen))
+            noises.append([torch.randn(1, 1, r, r, generator=gen) for r in self.noise_resolutions])
+        w = self.truncate(self.get_latent(torch.cat(zs).to(device)), truncation)
+        return w, [torch.cat([n[j] for n in noises]).to(device) for j in range(self.num_layers)]
+
     def get_latent(self, z: torch.Tensor) -> torch.Tensor:
         """Map z (B, style_dim) to w (B, style_dim)."""
         return self.style(z)
@@ -522,7 +585,8 @@ class StyleGAN2Generator(ResolveBundledMixin, PreTrainedModel):
             styles: list of one or two codes (two = style mixing at ``inject_index``).
                 Each is z (B, style_dim) or, with ``input_is_latent``, w (B, style_dim)
                 or w+ (B, n_latent, style_dim). A bare tensor counts as a one-element list.
-            truncation: psi; < 1 pulls codes toward ``truncation_latent`` (1, style_dim).
+            truncation: psi; < 1 pulls codes toward ``truncation_latent`` (1, style_dim), by default
+                :meth:`average_latent` (the checkpoint's own ``latent_avg`` when it has one).
             noise: ``num_layers`` maps (B or 1, 1, r, r); None takes fresh noise when
                 ``randomize_noise`` else the stored maps.
             return_features: also return every synthesis conv's activation.
@@ -548,10 +612,7 @@ class StyleGAN2Generator(ResolveBundledMixin, PreTrainedModel):
         elif len(noise) != self.num_layers:
             raise ValueError(f"noise must hold {self.num_layers} maps, got {len(noise)}")
 
-        if truncation < 1:
-            if truncation_latent is None:
-                raise ValueError("truncation < 1 needs truncation_latent (e.g. g.mean_latent(4096))")
-            styles = [truncation_latent + truncation * (s - truncation_latent) for s in styles]
+        styles = [self.truncate(s, truncation, truncation_latent) for s in styles]
 
         latent = self._broadcast_styles(styles, inject_index)
 

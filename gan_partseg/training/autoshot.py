@@ -26,15 +26,20 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..hub import save_pretrained_atomic
-from ..io import atomic_write_text
-from ..labels import CLASSES_3, CLASSES_10, to_three_class
-from ..metrics import SegmentationMetrics
-from ..processing import AutoShotImageProcessor
-from ..unet import AutoShotSegmenter, AutoShotSegmenterConfig
-from .common import (JsonlLog, check_replicas_agree, check_resume_config, checkpoints, make_accelerator,
-                     save_checkpoint, step_generator, write_config)
-from .loop import fit
+from gan_partseg.cards import autoshot_card
+from gan_partseg.data import HELD_OUT_SEEDS, render_batch
+from gan_partseg.data.labelled import load_training_set
+from gan_partseg.evaluation.metrics import SegmentationMetrics
+from gan_partseg.files import atomic_write_text
+from gan_partseg.hub import save_pretrained_atomic
+from gan_partseg.images import uint8_to_tensor
+from gan_partseg.labels import CLASSES_3, CLASSES_10, to_three_class
+from gan_partseg.models.autoshot import AutoShotSegmenter, AutoShotSegmenterConfig
+from gan_partseg.models.fewshot import FewShotSegmenter
+from gan_partseg.models.processing import AutoShotImageProcessor
+from gan_partseg.runtime import check_replicas_agree, make_accelerator, step_generator
+from gan_partseg.training.checkpoints import JsonlLog, check_resume_config, checkpoints, save_checkpoint, write_config
+from gan_partseg.training.loop import fit
 
 
 @dataclass
@@ -88,8 +93,6 @@ def heldout_validation_set(id2label: dict[int, str], size: int, n: int) -> tuple
 
     The tail of ``HELD_OUT_SEEDS``: results tables test on its head, so model selection never sees a test face.
     """
-    from ..data import HELD_OUT_SEEDS, render_batch
-    from ..io import uint8_to_tensor
 
     names = tuple(id2label[i] for i in range(len(id2label)))
     if names not in (CLASSES_10, CLASSES_3):
@@ -110,7 +113,6 @@ def validate(model: AutoShotSegmenter, images: torch.Tensor, labels: torch.Tenso
 
 def save_autoshot(model: AutoShotSegmenter, out: Path, card=None) -> None:
     """Model + model card + preprocessor_config.json, so ``pipeline("image-segmentation", model=out)`` works."""
-    from ..cards import autoshot_card
 
     size = model.config.image_size
     out = Path(out)
@@ -120,65 +122,13 @@ def save_autoshot(model: AutoShotSegmenter, out: Path, card=None) -> None:
 
 
 def _soft_targets(segmenter, seeds: torch.Tensor) -> torch.Tensor:
-    from ..generated_data import generate_latents
-
-    w, noise = generate_latents(segmenter.generator, seeds.tolist())
+    w, noise = segmenter.generator.seeded_latents(seeds.tolist())
     return F.softmax(segmenter.segment_latents(w, noise).logits.float(), 1)
-
-
-def load_training_set(data: str, drop_uncertain: float = 0.0, uncertainty: str = "entropy"
-                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict]:
-    """Images (N, 3, H, W) in [-1, 1], labels (N, H, W) int64, seeds (N,), and a description with ``id2label``.
-
-    ``data`` is a generated data set (``gan-partseg make-dataset``: its ``segmenter`` is named in the
-    description) or a labelled data set saved with ``save_to_disk`` (``gan-partseg export-data``,
-    the real-data converters): columns image, label and optionally seed; ``segmenter`` is then None.
-    """
-    import datasets
-
-    from ..data.export import load_hf_dataset
-    from ..generated_data import load_generated_dataset
-
-    folder = Path(data)
-    if (folder / "dataset.json").is_file():
-        ds, info = load_generated_dataset(folder, drop_uncertain, uncertainty)
-    elif (folder / "dataset_info.json").is_file() or (folder / "state.json").is_file():
-        if drop_uncertain:
-            raise ValueError(f"{folder} holds fixed labels with no confidence column: drop_uncertain needs a "
-                             "generated data set")
-        ds, id2label = load_hf_dataset(folder)
-        if not id2label:
-            raise ValueError(f"{folder} stores no id2label mapping; write one into its description as "
-                             "gan-partseg export-data does")
-        missing = {"image", "label"} - set(ds.column_names)
-        if missing:
-            raise ValueError(f"{folder} lacks the column(s) {sorted(missing)}; a labelled data set needs image and label")
-        info = {"id2label": {str(k): v for k, v in id2label.items()}, "segmenter": None, "source": str(folder)}
-    else:
-        raise FileNotFoundError(f"{folder} is neither a generated data set (dataset.json) nor a saved labelled "
-                                "data set (dataset_info.json); make one with gan-partseg make-dataset or export-data")
-    if not isinstance(ds, datasets.Dataset):
-        raise ValueError(f"{folder} holds several splits; save the training split alone")
-    ds = ds.with_format("numpy")
-    arrays = np.stack(ds["image"])
-    if arrays.ndim != 4 or arrays.shape[-1] != 3:
-        raise ValueError(f"{folder}: images must all be RGB of one size, got an array of shape {arrays.shape}")
-    images = torch.from_numpy(arrays).permute(0, 3, 1, 2).float() / 127.5 - 1
-    labels = torch.from_numpy(np.stack(ds["label"]).astype(np.int64))
-    if labels.shape[-2:] != images.shape[-2:]:
-        raise ValueError(f"{folder}: labels are {tuple(labels.shape[-2:])} but images {tuple(images.shape[-2:])}")
-    bad = int(labels.max()) >= len(info["id2label"]) if len(labels) else False
-    if bad:
-        raise ValueError(f"{folder}: labels reach class id {int(labels.max())} but id2label defines "
-                         f"{len(info['id2label'])} classes")
-    seeds = torch.as_tensor(np.asarray(ds["seed"])) if "seed" in ds.column_names else torch.arange(len(images))
-    return images, labels, seeds, info
 
 
 def train_autoshot(cfg: TrainAutoShotConfig, progress: bool = True) -> Path:
     """Train (or resume) into ``cfg.out``; returns the folder of the best model."""
 
-    from ..fewshot import FewShotSegmenter
 
     if cfg.targets not in ("hard", "soft"):
         raise ValueError(f"targets must be 'hard' or 'soft', got {cfg.targets!r}")

@@ -18,14 +18,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..fewshot import FewShotSegmenter, FewShotSegmenterConfig
-from ..heads import parse_head
-from ..hub import save_pretrained_atomic
-from ..io import atomic_write_text
-from ..models.stylegan2 import StyleGAN2Generator
-from ..shots import Shot, ShotsError, check_shots_fit, read_shots
-from .common import make_accelerator, step_generator
-from .loop import fit
+from gan_partseg.cards import fewshot_card
+from gan_partseg.data.shots import Shot, ShotsError, check_shots_fit, read_shots
+from gan_partseg.files import atomic_write_text
+from gan_partseg.hub import save_pretrained_atomic
+from gan_partseg.models.fewshot import FewShotSegmenter, FewShotSegmenterConfig
+from gan_partseg.models.heads import parse_head
+from gan_partseg.models.stylegan2 import StyleGAN2Generator
+from gan_partseg.runtime import make_accelerator, step_generator
+from gan_partseg.training.loop import fit
 
 
 @dataclass
@@ -134,7 +135,6 @@ def train_fewshot(cfg: TrainFewShotConfig, generator: StyleGAN2Generator | None 
 
 def save_fewshot(model: FewShotSegmenter, out_dir: str | Path, losses: list[float] | None = None, card=None) -> Path:
     """The model folder, its model card, ``training.json`` (settings, shot names, losses, seconds), the loss log."""
-    from ..cards import fewshot_card
 
     out_dir = Path(out_dir)
     summary = getattr(model, "training_summary", None)

@@ -32,24 +32,26 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..io import atomic_write_bytes, make_grid, save_image, tensor_to_uint8, uint8_to_tensor
-from ..models.stylegan2 import (
+from gan_partseg.cards import generator_card
+from gan_partseg.data import TRAIN_SEEDS, render_batch
+from gan_partseg.files import atomic_write_bytes
+from gan_partseg.hub import save_pretrained_atomic
+from gan_partseg.images import make_grid, save_image, tensor_to_uint8, uint8_to_tensor
+from gan_partseg.models.projected import ProjectedDiscriminator
+from gan_partseg.models.stylegan2 import (
     StyleGAN2Config,
     StyleGAN2Discriminator,
     StyleGAN2DiscriminatorConfig,
     StyleGAN2Generator,
 )
-from .common import (
+from gan_partseg.runtime import any_process, check_replicas_agree, make_accelerator, step_generator, step_seed
+from gan_partseg.training.checkpoints import (
     JsonlLog,
-    any_process,
-    check_replicas_agree,
     check_resume_config,
     checkpoints,
     config_differences,
-    make_accelerator,
+    config_from_dict,
     save_checkpoint,
-    step_generator,
-    step_seed,
     write_config,
 )
 
@@ -169,8 +171,6 @@ def build_discriminator(cfg: TrainGANConfig) -> torch.nn.Module:
     if cfg.disc == "stylegan2":
         return StyleGAN2Discriminator(discriminator_config(cfg))
     if cfg.disc == "projected":
-        from ..models.projected import ProjectedDiscriminator
-
         return ProjectedDiscriminator(resize=cfg.projected_resize, seed=cfg.seed)
     raise ValueError(f"unknown disc {cfg.disc!r}; use one of {', '.join(DISC_KINDS)}")
 
@@ -218,7 +218,6 @@ def augment(x: torch.Tensor, kind: str, generator: torch.Generator) -> torch.Ten
 
 def load_training_images(n_images: int, size: int, cache_dir: Path | None = None) -> np.ndarray:
     """The first ``n_images`` seeds of ``TRAIN_SEEDS`` rendered at ``size``: (N, size, size, 3) uint8, cached."""
-    from ..data import TRAIN_SEEDS, render_batch
 
     if n_images > len(TRAIN_SEEDS):
         raise ValueError(f"n_images must be at most {len(TRAIN_SEEDS)}")
@@ -454,8 +453,6 @@ def export_models(run: Path, g_ema: StyleGAN2Generator, discriminator: torch.nn.
     discriminator only: a projected one lives in the checkpoints)."""
     import json
 
-    from ..cards import generator_card
-    from ..hub import save_pretrained_atomic
 
     info, _ = training_summary(run)
     training = {**json.loads((run / "train_config.json").read_text()), **info,
@@ -533,7 +530,6 @@ def _lineage_rows(run: Path) -> list[tuple[str, list[dict]]]:
 def load_run_config(run: Path) -> TrainGANConfig:
     import json
 
-    from .common import config_from_dict
 
     path = Path(run) / "train_config.json"
     if not path.exists():

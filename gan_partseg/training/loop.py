@@ -10,12 +10,12 @@ so a run is deterministic and resumable from any step.
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from tqdm.auto import tqdm
 
-from .common import JsonlLog
+from gan_partseg.training.checkpoints import JsonlLog
 
 
 def fit(

@@ -5,13 +5,13 @@ A feature specification (stored in the segmenter's config) names the layers
 resolution (default: the generator's), and the resize modes: bilinear with
 ``align_corners=True`` upward (the official code's choice), area downward.
 Both are linear maps applied per channel, which is what lets a pointwise first
-layer be moved in front of the resize (see :mod:`gan_partseg.heads`).
+layer be moved in front of the resize (see :mod:`gan_partseg.models.heads`).
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F

@@ -14,8 +14,8 @@ import json
 import time
 from pathlib import Path
 
+from gan_partseg.files import atomic_write_text
 from gan_partseg.hub import weights_fingerprint
-from gan_partseg.io import atomic_write_text
 
 STAMP = "weights.json"
 

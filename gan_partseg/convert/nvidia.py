@@ -17,7 +17,7 @@ globals, and none of them executes anything from the file:
   (read as a dict), ``copyreg._reconstructor`` for stand-ins of ``torch.nn`` containers, and NumPy
   array reconstruction.
 
-The pickle is read by :func:`gan_partseg.restricted_unpickle.restricted_load`, an opcode interpreter
+The pickle is read by :func:`gan_partseg.convert.unpickle.restricted_load`, an opcode interpreter
 of its own (the ``pickle`` module is not used). Anything else (``os.system``, ``builtins.eval``, another
 library's class, a persistent id ...) is refused with :class:`gan_partseg.convert.CheckpointError`
 before it is called. The networks' tensors are then
@@ -31,15 +31,22 @@ import copyreg
 import io
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 
-from .convert import CheckpointError, build_discriminator, build_from_state_dict, infer_generator_config, save_converted
-from .models.ops import make_kernel
-from .models.stylegan2 import StyleGAN2Generator
-from .restricted_unpickle import restricted_load
+from gan_partseg.convert.rosinality import (
+    CheckpointError,
+    build_discriminator,
+    build_from_state_dict,
+    infer_generator_config,
+    save_converted,
+)
+from gan_partseg.convert.unpickle import restricted_load
+from gan_partseg.models.ops import make_kernel
+from gan_partseg.models.stylegan2 import StyleGAN2Generator
 
 
 class PersistedModule:

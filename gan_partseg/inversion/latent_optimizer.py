@@ -21,9 +21,8 @@ from dataclasses import dataclass, field
 import torch
 from tqdm.auto import tqdm
 
-from .models.stylegan2 import StyleGAN2Generator
-from .perceptual import build_distance
-
+from gan_partseg.inversion.perceptual import build_distance
+from gan_partseg.models.stylegan2 import StyleGAN2Generator
 
 DEFAULTS = {"space": "w+", "steps": 200, "perceptual": "lite0-64", "mse": 1.0}
 """Defaults of the CLI and of :class:`LatentOptimizer` (chosen by docs/results/inversion.json)."""
@@ -128,7 +127,7 @@ class LatentOptimizer:
             images = images[None]
         if images.ndim != 4 or images.shape[1] != 3 or tuple(images.shape[-2:]) != (size, size):
             raise ValueError(f"images must be (B, 3, {size}, {size}) in [-1, 1], got {tuple(images.shape)}; "
-                             "use gan_partseg.io.load_image to convert and resize files")
+                             "use gan_partseg.images.load_image to convert and resize files")
         return images.float()
 
     def invert(self, images: torch.Tensor) -> InversionResult:

@@ -16,9 +16,9 @@ no antialiasing), or in the Space's annotation tab.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -26,7 +26,8 @@ from PIL import Image
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save
 
-from .io import atomic_write_bytes, atomic_write_text, save_image
+from gan_partseg.files import atomic_write_bytes, atomic_write_text
+from gan_partseg.images import save_image
 
 
 class ShotsError(ValueError):

@@ -10,17 +10,18 @@ The model holds only the head; the generator it reads is named in its config
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 import torch
 from transformers import PreTrainedConfig, PreTrainedModel
 from transformers.utils import ModelOutput
 
-from .features import check_modes, select_layers
-from .heads import SegmentationHead
-from .hub import ResolveBundledMixin
-from .models.stylegan2 import StyleGAN2Generator
+from gan_partseg.hub import ResolveBundledMixin
+from gan_partseg.inversion.latent_optimizer import LatentOptimizer
+from gan_partseg.models.features import check_modes, select_layers
+from gan_partseg.models.heads import SegmentationHead
+from gan_partseg.models.stylegan2 import StyleGAN2Generator
 
 
 class FewShotSegmenterConfig(PreTrainedConfig):
@@ -165,11 +166,10 @@ class FewShotSegmenter(ResolveBundledMixin, PreTrainedModel):
     def segment_images(self, images: torch.Tensor, **optimizer_kwargs) -> SegmentationOutput:
         """Real images (B, 3, H, W) in [-1, 1] at the generator's size: invert, then segment.
 
-        ``optimizer_kwargs`` go to :class:`gan_partseg.latent_optimizer.LatentOptimizer`
+        ``optimizer_kwargs`` go to :class:`gan_partseg.inversion.latent_optimizer.LatentOptimizer`
         (space, steps, perceptual, ...). Returns labels, logits and the reconstruction as ``images``;
         the inversion itself is in ``output.inversion``.
         """
-        from .latent_optimizer import LatentOptimizer
 
         inversion = LatentOptimizer(self.generator, **optimizer_kwargs).invert(images.to(self.device))
         out = self.segment_latents(inversion.latents, inversion.noises)

@@ -14,7 +14,7 @@ It also works in transformers' ``pipeline("image-segmentation", model=seg, image
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -23,7 +23,8 @@ from torch import nn
 from transformers import PreTrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import SemanticSegmenterOutput
 
-from .hub import ResolveBundledMixin
+from gan_partseg.hub import ResolveBundledMixin
+from gan_partseg.models.processing import AutoShotImageProcessor
 
 
 class AutoShotSegmenterConfig(PreTrainedConfig):
@@ -141,8 +142,6 @@ class AutoShotSegmenter(ResolveBundledMixin, PreTrainedModel):
         return out.clone() if isinstance(out, torch.Tensor) else [r.clone() for r in out]
 
     def _segment(self, images, batch_size: int) -> torch.Tensor | list[torch.Tensor]:
-        from .processing import AutoShotImageProcessor
-
         was_training = self.training
         if was_training:  # toggling costs ~0.5 ms per call, a tenth of the whole answer: only when needed
             self.eval()

@@ -17,13 +17,15 @@ from __future__ import annotations
 import argparse
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 
-from .hub import save_pretrained_atomic
-from .models.stylegan2 import (
+from gan_partseg.cards import converted_card
+from gan_partseg.hub import save_pretrained_atomic
+from gan_partseg.models.stylegan2 import (
     StyleGAN2Config,
     StyleGAN2Discriminator,
     StyleGAN2DiscriminatorConfig,
@@ -189,7 +191,6 @@ def build_discriminator(dsd: Mapping[str, torch.Tensor], config: StyleGAN2Config
 def save_converted(generator: StyleGAN2Generator, discriminator: StyleGAN2Discriminator | None,
                    out_dir: str | os.PathLike, source: str, fmt: str) -> Path:
     """Write the converted model folder (+ card) and ``discriminator/`` when given; returns the folder."""
-    from .cards import converted_card
 
     out = Path(out_dir)
     save_pretrained_atomic(generator, out, card=converted_card(out.name, generator.config.to_dict(), source, fmt))

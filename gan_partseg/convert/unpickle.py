@@ -9,7 +9,8 @@ out-of-band buffers, extension codes and the text opcodes of protocols 0-1 are r
 from __future__ import annotations
 
 import struct
-from typing import Any, BinaryIO, Callable
+from collections.abc import Callable
+from typing import Any, BinaryIO
 
 
 class UnpicklingRefused(ValueError):

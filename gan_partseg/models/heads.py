@@ -28,15 +28,15 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from .features import check_modes, resize, stack_features
+from gan_partseg.models.features import check_modes, resize, stack_features
 
 CNN_DILATIONS = {"S": (1, 2, 1), "M": (2, 4, 1, 2, 4), "L": (2, 4, 8, 1, 2, 4, 8)}
 MLP_HIDDEN = {0: (), 1: (128,), 2: (128, 32)}

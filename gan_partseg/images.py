@@ -1,43 +1,17 @@
-"""Image / mask I/O, grids and overlays, and atomic file writes: the one place for them."""
+"""Images and label maps: reading (one loader for every image folder), writing, grids, colours, overlays."""
 
 from __future__ import annotations
 
 import os
-import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
 from PIL import Image
 
-from .labels import palette_for
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to a temp file beside ``path``, then rename over it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
+from gan_partseg.files import atomic_write_bytes
+from gan_partseg.labels import palette_for
 
 
 def save_image(path: str | os.PathLike, image: np.ndarray | Image.Image) -> Path:
@@ -177,16 +151,12 @@ def matching_label(label_dir: str | os.PathLike, image_path: Path) -> Path:
     return path
 
 
-def replace_markdown_section(path: str | os.PathLike, heading: str, section: str, title: str = "# Results") -> None:
-    """Put ``section`` (starting with ``heading``, a '## ' line) into the markdown file, replacing
-    the old section of that heading or appending; written atomically."""
-    path = Path(path)
-    text = path.read_text() if path.exists() else f"{title}\n\n"
-    section = section.rstrip() + "\n"
-    start = text.find(heading)
-    if start >= 0:
-        end = text.find("\n## ", start + len(heading))
-        text = text[:start] + section + (text[end + 1:] if end >= 0 else "")
-    else:
-        text = text.rstrip() + "\n\n" + section
-    atomic_write_text(path, text)
+def load_folder(folder, size: int) -> tuple[list[Path], torch.Tensor, list[str]]:
+    """All images of ``folder`` as (N, 3, size, size) in [-1, 1], with the conversion notes."""
+    paths = list_images(folder)
+    arrays, notes = [], []
+    for p in paths:
+        arr, n = load_image(p, size)
+        arrays.append(arr)
+        notes += n
+    return paths, uint8_to_tensor(np.stack(arrays)), notes

@@ -1,0 +1,84 @@
+"""The generated data set format (Parquet shards + ``dataset.json``) and its loader.
+
+A data set written by :func:`gan_partseg.jobs.generated.make_dataset`::
+
+    OUT/dataset.json                     what the data set is (segmenter, n, shard size, id2label, ...)
+    OUT/data/train-00003-of-00010.parquet   columns: image (PNG), label (PNG, class ids), seed,
+                                         confidence (mean max-probability), entropy (mean, nats),
+                                         disagreement (mean Jensen-Shannon between ensemble members, or 0)
+
+Filtering the least certain samples happens at load time (:func:`load_generated_dataset`), so
+shards stay resumable.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+FORMAT_VERSION = 1
+
+
+def png_cell(array: np.ndarray, mode: str | None = None) -> dict:
+    buf = io.BytesIO()
+    Image.fromarray(array, mode=mode).save(buf, format="PNG")
+    return {"bytes": buf.getvalue(), "path": None}
+
+
+def features():
+    import datasets
+
+    return datasets.Features({
+        "image": datasets.Image(), "label": datasets.Image(), "seed": datasets.Value("int64"),
+        "confidence": datasets.Value("float32"), "entropy": datasets.Value("float32"),
+        "disagreement": datasets.Value("float32"),
+    })
+
+
+def shard_path(out: Path, index: int, total: int) -> Path:
+    return Path(out) / "data" / f"train-{index:05d}-of-{total:05d}.parquet"
+
+
+def shard_complete(path: Path, expected_rows: int) -> bool:
+    if not path.is_file():
+        return False
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.ParquetFile(path).metadata.num_rows == expected_rows
+    except Exception:  # a corrupt shard is redone
+        return False
+
+
+def load_generated_dataset(folder: str | os.PathLike, drop_uncertain: float = 0.0, by: str = "entropy"):
+    """The data set as a ``datasets.Dataset`` (+ its description), optionally without the least certain samples.
+
+    drop_uncertain: fraction in [0, 1) to drop, ranked by ``by`` ("entropy" or "disagreement", higher = less certain).
+    """
+    import datasets
+
+    folder = Path(folder)
+    info_path = folder / "dataset.json"
+    if not info_path.is_file():
+        raise FileNotFoundError(f"{folder} is not a generated data set (no dataset.json); make one with "
+                                "gan-partseg make-dataset")
+    info = json.loads(info_path.read_text())
+    if not info.get("complete"):
+        raise ValueError(f"{folder} is incomplete (missing shards {info.get('missing_shards', '?')}); "
+                         "rerun the same make-dataset command to finish it")
+    files = sorted(str(p) for p in (folder / "data").glob("train-*.parquet"))
+    ds = datasets.Dataset.from_parquet(files, features=features())
+    if drop_uncertain:
+        if not 0 <= drop_uncertain < 1:
+            raise ValueError("drop_uncertain must be in [0, 1)")
+        if by not in ("entropy", "disagreement"):
+            raise ValueError("by must be 'entropy' or 'disagreement'")
+        scores = np.asarray(ds[by])
+        keep = np.argsort(scores, kind="stable")[: int(round(len(scores) * (1 - drop_uncertain)))]
+        ds = ds.select(sorted(keep.tolist()))
+    return ds, info

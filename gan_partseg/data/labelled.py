@@ -1,0 +1,108 @@
+"""Every labelled set, one loader: PNG folders, saved labelled data sets and generated data sets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gan_partseg.data.export import load_hf_dataset
+from gan_partseg.data.generated import load_generated_dataset
+from gan_partseg.data.shots import read_id2label
+from gan_partseg.images import (
+    list_images,
+    load_image,
+    load_label_map,
+    matching_label,
+    tensor_to_uint8,
+)
+
+
+def find_id2label(labels_dir) -> dict[int, str]:
+    """id2label.json in the labels folder or its parent."""
+    for folder in (Path(labels_dir), Path(labels_dir).parent):
+        if (folder / "id2label.json").is_file():
+            return read_id2label(folder)
+    raise FileNotFoundError(f"no id2label.json in {labels_dir} or its parent; pass --classes 10|3")
+
+
+def load_labelled(data, size: int | None = None, n: int | None = None) -> tuple[np.ndarray, np.ndarray, dict, list]:
+    """Images (N, H, W, 3) uint8, labels (N, H, W) uint8, id2label and notes from a labelled data set.
+
+    ``data``: a saved labelled data set (``export-data``, ``import-data``), a generated one
+    (``make-dataset``), or a PNG folder (``images/``, ``labels/``, ``id2label.json``). With ``size`` every
+    image is resized (bilinear) and every label map (nearest) to it.
+    """
+
+    folder = Path(data)
+    notes: list[str] = []
+    if (folder / "images").is_dir() and (folder / "labels").is_dir():
+        paths = list_images(folder / "images")[:n]
+        id2label = find_id2label(folder / "labels")
+        images, labels = [], []
+        for p in paths:
+            arr, note = load_image(p, size)
+            images.append(arr)
+            notes += note
+            labels.append(load_label_map(matching_label(folder / "labels", p), size or arr.shape[0]))
+        return np.stack(images), np.stack(labels).astype(np.uint8), id2label, notes
+    x, y, _, info = load_training_set(str(folder))
+    if n is not None:
+        x, y = x[:n], y[:n]
+    images = tensor_to_uint8(x)
+    labels = y.numpy().astype(np.uint8)
+    if size is not None and images.shape[1] != size:
+        from PIL import Image
+
+        notes.append(f"resized {images.shape[1]} px images to {size} px")
+        images = np.stack([np.asarray(Image.fromarray(a).resize((size, size), Image.BILINEAR)) for a in images])
+        labels = np.stack([np.asarray(Image.fromarray(a).resize((size, size), Image.NEAREST)) for a in labels])
+    return images, labels, {int(k): v for k, v in info["id2label"].items()}, notes
+
+
+def load_training_set(data: str, drop_uncertain: float = 0.0, uncertainty: str = "entropy"
+                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict]:
+    """Images (N, 3, H, W) in [-1, 1], labels (N, H, W) int64, seeds (N,), and a description with ``id2label``.
+
+    ``data`` is a generated data set (``gan-partseg make-dataset``: its ``segmenter`` is named in the
+    description) or a labelled data set saved with ``save_to_disk`` (``gan-partseg export-data``,
+    the real-data converters): columns image, label and optionally seed; ``segmenter`` is then None.
+    """
+    import datasets
+
+
+    folder = Path(data)
+    if (folder / "dataset.json").is_file():
+        ds, info = load_generated_dataset(folder, drop_uncertain, uncertainty)
+    elif (folder / "dataset_info.json").is_file() or (folder / "state.json").is_file():
+        if drop_uncertain:
+            raise ValueError(f"{folder} holds fixed labels with no confidence column: drop_uncertain needs a "
+                             "generated data set")
+        ds, id2label = load_hf_dataset(folder)
+        if not id2label:
+            raise ValueError(f"{folder} stores no id2label mapping; write one into its description as "
+                             "gan-partseg export-data does")
+        missing = {"image", "label"} - set(ds.column_names)
+        if missing:
+            raise ValueError(f"{folder} lacks the column(s) {sorted(missing)}; a labelled data set needs image and label")
+        info = {"id2label": {str(k): v for k, v in id2label.items()}, "segmenter": None, "source": str(folder)}
+    else:
+        raise FileNotFoundError(f"{folder} is neither a generated data set (dataset.json) nor a saved labelled "
+                                "data set (dataset_info.json); make one with gan-partseg make-dataset or export-data")
+    if not isinstance(ds, datasets.Dataset):
+        raise ValueError(f"{folder} holds several splits; save the training split alone")
+    ds = ds.with_format("numpy")
+    arrays = np.stack(ds["image"])
+    if arrays.ndim != 4 or arrays.shape[-1] != 3:
+        raise ValueError(f"{folder}: images must all be RGB of one size, got an array of shape {arrays.shape}")
+    images = torch.from_numpy(arrays).permute(0, 3, 1, 2).float() / 127.5 - 1
+    labels = torch.from_numpy(np.stack(ds["label"]).astype(np.int64))
+    if labels.shape[-2:] != images.shape[-2:]:
+        raise ValueError(f"{folder}: labels are {tuple(labels.shape[-2:])} but images {tuple(images.shape[-2:])}")
+    bad = int(labels.max()) >= len(info["id2label"]) if len(labels) else False
+    if bad:
+        raise ValueError(f"{folder}: labels reach class id {int(labels.max())} but id2label defines "
+                         f"{len(info['id2label'])} classes")
+    seeds = torch.as_tensor(np.asarray(ds["seed"])) if "seed" in ds.column_names else torch.arange(len(images))
+    return images, labels, seeds, info

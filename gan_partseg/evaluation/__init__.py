@@ -1,0 +1,1 @@
+"""Scoring: segmentation metrics, Frechet distances of generators, and evaluating any segmenter on any labelled set."""

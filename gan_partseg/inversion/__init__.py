@@ -1,0 +1,1 @@
+"""Real images into the generator: the latent optimizer and its perceptual distances."""
