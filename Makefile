@@ -36,6 +36,7 @@ demo: $(VENV)/.train
 	$(VENV)/bin/gan-partseg demo --out $(DEMO_OUT) $(ARGS)
 
 test: $(VENV)/.dev
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q $(ARGS)
 
 # The Space in a real headless Chromium (Debian's chromium + chromium-driver, Selenium). Kept out of

@@ -7,7 +7,7 @@ import numpy as np
 CLASSES_10: tuple[str, ...] = (
     "background", "skin", "hair", "eye", "eyebrow", "mouth", "nose", "ear", "neck", "clothes",
 )
-"""The 10-class face schema of method.md section 6, in index order."""
+"""The 10-class face schema of docs/method.md section 6, in index order."""
 
 CLASSES_3: tuple[str, ...] = ("background", "eye", "mouth", "nose")
 """The 3-class task (eye, mouth, nose) plus background."""

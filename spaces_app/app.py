@@ -37,7 +37,16 @@ from gan_partseg.visualize import legend
 GENERATOR = "toyfaces-64"
 FEWSHOT = "toyfaces-64-fewshot-10c-10shot"
 AUTOSHOT = "toyfaces-64-autoshot-10c"
-SCALE = 4  # 64 px faces shown and painted at 256 px
+VIEW = 256  # faces are shown and painted at about this many pixels, whatever the generator's size
+
+
+def _size() -> int:
+    """The generator's image size (px): every picture and label map of the Space follows it."""
+    return int(Models.get(GENERATOR).config.size)
+
+
+def _scale() -> int:
+    return max(1, VIEW // _size())
 MAX_PIXELS = 16_000_000  # uploads above this are refused before decoding
 MAX_UPLOAD = "10mb"
 MAX_STEPS = 600
@@ -89,7 +98,7 @@ def _classes(class_set: str) -> tuple[str, ...]:
 
 
 def _show(image_u8: np.ndarray) -> np.ndarray:
-    return upscale(image_u8, SCALE)
+    return upscale(image_u8, _scale())
 
 
 def _sample(seed: int, truncation: float):
@@ -127,20 +136,22 @@ def new_session() -> dict:
 def new_sample(seed: int, state: dict):
     """A generated face to paint; -> (editor value, state, status)."""
     state = state or new_session()
-    w, noise, image = _sample(seed, 0.8)
+    w, noise, image = _sample(seed, TRUNCATION["view"])
     state["current"] = {"seed": int(seed), "w": w, "noise": noise, "image": image}
-    blank = np.zeros((64 * SCALE, 64 * SCALE, 4), np.uint8)
+    side = _size() * _scale()
+    blank = np.zeros((side, side, 4), np.uint8)
     return ({"background": _show(image), "layers": [blank], "composite": _show(image)}, state,
             f"Face {int(seed)}: paint its parts, then add it as a shot.")
 
 
-def strokes_to_labels(layer: np.ndarray, n_classes: int = len(CLASSES_10), size: int = 64) -> np.ndarray:
+def strokes_to_labels(layer: np.ndarray, n_classes: int = len(CLASSES_10), size: int | None = None) -> np.ndarray:
     """An RGBA paint layer (S*size, S*size, 4) -> (size, size) class ids.
 
     Painted pixels (alpha > 127) take the class of the nearest palette colour (antialiased stroke
     edges land on the closest part); unpainted ones are background. Each size x size cell takes the
     majority class of its block.
     """
+    size = size or _size()
     layer = np.asarray(layer)
     if layer.ndim != 3 or layer.shape[-1] not in (3, 4):
         raise gr.Error("The annotation layer is not an image.")
@@ -151,8 +162,8 @@ def strokes_to_labels(layer: np.ndarray, n_classes: int = len(CLASSES_10), size:
     ids = np.where(painted, dist.argmin(-1), 0)
     h = layer.shape[0]
     if h % size or layer.shape[1] != h:
-        pil = Image.fromarray(ids.astype(np.uint8)).resize((size * SCALE, size * SCALE), Image.NEAREST)
-        ids, h = np.asarray(pil), size * SCALE
+        pil = Image.fromarray(ids.astype(np.uint8)).resize((size * _scale(), size * _scale()), Image.NEAREST)
+        ids, h = np.asarray(pil), size * _scale()
     block = h // size
     onehot = np.eye(n_classes, dtype=np.int32)[ids].reshape(size, block, size, block, n_classes).sum((1, 3))
     return onehot.argmax(-1).astype(np.uint8)
@@ -181,7 +192,7 @@ def add_shot(editor: dict | None, state: dict):
 
 
 def _gallery(state: dict) -> list:
-    return [overlay(_show(s.image), upscale(s.labels, SCALE), len(CLASSES_10), 0.6) for s in state["shots"]]
+    return [overlay(_show(s.image), upscale(s.labels, _scale()), len(CLASSES_10), 0.6) for s in state["shots"]]
 
 
 @friendly_errors
@@ -300,7 +311,7 @@ def segment_upload(path: str | None, slow: bool, steps: int, progress=gr.Progres
         if not 20 <= steps <= 300:
             raise gr.Error("Inversion steps must lie between 20 and 300.")
         seg = Models.get(FEWSHOT)
-        x = uint8_to_tensor(np.asarray(image.resize((64, 64), Image.BILINEAR)))
+        x = uint8_to_tensor(np.asarray(image.resize((_size(), _size()), Image.BILINEAR)))
         out = seg.segment_images(x, steps=steps, progress=True)
         recon = tensor_to_uint8(out.images)[0]
         inversion = np.concatenate([_show(recon), _show(overlay(recon, out.labels[0].numpy(), len(names), 0.6))], 1)

@@ -136,3 +136,20 @@ def test_app_on_loopback_with_gradio_client(tmp_path):
         assert not np.array_equal(np.asarray(Image.open(results[0][0])), np.asarray(Image.open(results[1][0])))
     finally:
         demo.close()
+
+
+def test_space_front_matter_names_the_app_and_the_tested_gradio():
+    """spaces_app/README.md is what Hugging Face reads to build the Space: sdk, pinned Gradio, app file."""
+    import gradio
+    import yaml
+
+    folder = Path(__file__).resolve().parents[1] / "spaces_app"
+    text = (folder / "README.md").read_text()
+    assert text.startswith("---\n")
+    meta = yaml.safe_load(text.split("---\n")[1])
+    assert meta["sdk"] == "gradio"
+    assert str(meta["sdk_version"]) == gradio.__version__
+    assert (folder / meta["app_file"]).is_file()
+    assert str(meta["python_version"]).startswith("3.")
+    pinned = [ln for ln in (folder / "requirements.txt").read_text().splitlines() if ln.startswith("gradio")]
+    assert pinned == [f"gradio=={gradio.__version__}"]

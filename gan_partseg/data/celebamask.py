@@ -8,7 +8,7 @@ Released layout (https://github.com/switchablenorms/CelebAMask-HQ)::
 Parts: skin, nose, eye_g, l_eye, r_eye, l_brow, r_brow, l_ear, r_ear, mouth, u_lip, l_lip, hair,
 hat, ear_r, neck_l, neck, cloth. A face lacks the files of parts it does not show.
 
-Label maps (method.md section 6): each mask is binarised at 0.4 (pixel > 0.4 * 255) and painted in
+Label maps (docs/method.md section 6): each mask is binarised at 0.4 (pixel > 0.4 * 255) and painted in
 the order above, later parts over earlier ones (the order of the data set's own ``g_mask.py``), into
 the 10-class schema: skin; hair; eye = l_eye + r_eye; eyebrow = l_brow + r_brow; mouth = mouth +
 u_lip + l_lip; nose; ear = l_ear + r_ear; neck; clothes = cloth; ``eye_g``, ``hat``, ``ear_r`` and

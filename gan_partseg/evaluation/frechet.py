@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from gan_partseg.data import HELD_OUT_SEEDS, TRAIN_SEEDS, render_batch
 from gan_partseg.evaluation.metrics import SegmentationMetrics
 from gan_partseg.images import uint8_to_tensor
-from gan_partseg.models.lite0 import IMAGENET_MEAN, IMAGENET_STD, load_efficientnet_lite0
+from gan_partseg.lite0 import IMAGENET_MEAN, IMAGENET_STD, load_efficientnet_lite0
 
 
 class ImageNetFeatures(torch.nn.Module):

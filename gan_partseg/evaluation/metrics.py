@@ -1,6 +1,6 @@
 """Segmentation metrics: confusion matrix, per-class IoU, mean IoU, weighted IoU, streaming.
 
-Definitions (method.md section 6; the paper gives no code):
+Definitions (docs/method.md section 6; the paper gives no code):
 
 * **confusion matrix** ``cm[t, p]``: pixels of true class ``t`` predicted as ``p``.
 * **per-class IoU** ``IoU_c = cm[c, c] / (sum_t cm[t, c] + sum_p cm[c, p] - cm[c, c])``

@@ -1,6 +1,6 @@
 """Latent optimizer (GAN inversion): real images in, latents + noise maps out.
 
-Follows the protocol of rosinality's ``projector.py`` (method.md section 4):
+Follows the protocol of rosinality's ``projector.py`` (docs/method.md section 4):
 start at the mean W (``n_mean_latent`` samples), optimise the latent (W or W+)
 and every noise map with Adam, learning rate with a linear warm-up over the
 first 5 % and a cosine ramp-down over the last 25 %, Gaussian noise on the
@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 from tqdm.auto import tqdm
 
 from gan_partseg.inversion.perceptual import build_distance
-from gan_partseg.models.stylegan2 import StyleGAN2Generator
+
+if TYPE_CHECKING:  # annotations only: inversion sits below the model classes (docs/architecture.md)
+    from gan_partseg.models.stylegan2 import StyleGAN2Generator
 
 DEFAULTS = {"space": "w+", "steps": 200, "perceptual": "lite0-64", "mse": 1.0}
 """Defaults of the CLI and of :class:`LatentOptimizer` (chosen by docs/results/inversion.json)."""

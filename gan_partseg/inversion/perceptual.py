@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from gan_partseg.models.lite0 import lite0_block_features, load_efficientnet_lite0
+from gan_partseg.lite0 import lite0_block_features, load_efficientnet_lite0
 
 
 def _normalized_sq_diff(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -2,7 +2,7 @@
 
 Trained on (image, label) pairs the few-shot segmenter generates, it answers in
 milliseconds where inversion takes seconds. The architecture follows the
-official auto-shot network (method.md section 5): a U-Net of double 3x3 convs
+official auto-shot network (docs/method.md section 5): a U-Net of double 3x3 convs
 with batch norm and ReLU, max-pool down, bilinear up, skip connections; the
 widths are a config field (official: 64-128-256-512-512).
 

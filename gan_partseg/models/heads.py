@@ -11,7 +11,7 @@ resizes first when that touches fewer elements, e.g. 1024 px layers read at
 research code never exists. The naive path (``path="naive"``) builds it and is
 kept for tests and benchmarks; the two agree to float rounding.
 
-Heads (method.md section 3):
+Heads (docs/method.md section 3):
 
 * ``cnn-s`` / ``cnn-m`` / ``cnn-l``: 1x1 conv to 128, dilated 3x3 convs
   (S: dilations 1,2,1; M: 2,4,1,2,4; L: 2,4,8,1,2,4,8, the paper's "1+8 layers",

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from gan_partseg.models.lite0 import lite0_block_features, load_efficientnet_lite0
+from gan_partseg.lite0 import lite0_block_features, load_efficientnet_lite0
 
 LITE0_CHANNELS = {0: 16, 1: 24, 2: 24, 3: 40, 4: 40, 5: 80, 6: 80, 7: 80, 8: 112, 9: 112, 10: 112,
                   11: 192, 12: 192, 13: 192, 14: 192, 15: 320}
