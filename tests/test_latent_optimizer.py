@@ -156,3 +156,12 @@ def test_cli_invert_and_bad_folders(noisy_generator, tmp_path, capsys):
                      str(tmp_path / "real" / "labels"), str(tmp_path / "shots"), "--generator", gen]) == 2
     assert "no label file" in capsys.readouterr().err
     assert not (tmp_path / "shots").exists()
+
+
+def test_inversion_leaves_the_callers_generator_as_it_was(tiny_generator):
+    """The optimizer freezes the generator while it works, and gives it back trainable and in its mode."""
+    g = tiny_generator.train()
+    g.requires_grad_(True)
+    LatentOptimizer(g, steps=2, perceptual="none", n_mean_latent=50, progress=False).invert(
+        torch.zeros(1, 3, g.config.size, g.config.size))
+    assert g.training and all(p.requires_grad for p in g.parameters())

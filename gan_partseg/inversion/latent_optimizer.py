@@ -106,9 +106,7 @@ class LatentOptimizer:
             raise ValueError(f"space must be 'w' or 'w+', got {space!r}")
         if steps < 1:
             raise ValueError("steps must be >= 1")
-        self.g = generator.eval()
-        for p in self.g.parameters():
-            p.requires_grad_(False)
+        self.g = generator  # frozen and in eval mode only while inverting (invert restores both)
         self.space, self.steps, self.lr = space, steps, lr
         self.noise_regularization, self.mse = noise_regularization, mse
         self.noise_strength, self.noise_ramp = noise_strength, noise_ramp
@@ -136,7 +134,16 @@ class LatentOptimizer:
     def invert(self, images: torch.Tensor) -> InversionResult:
         """images: (B, 3, H, W) in [-1, 1] at the generator's size -> InversionResult."""
         images = self.check_images(images)
-        parts = [self._invert_batch(images[i: i + self.batch_size], i) for i in range(0, len(images), self.batch_size)]
+        params = list(self.g.parameters())
+        flags, was_training = [q.requires_grad for q in params], self.g.training
+        self.g.eval().requires_grad_(False)  # gradients reach the latent and noise only
+        try:
+            parts = [self._invert_batch(images[i: i + self.batch_size], i)
+                     for i in range(0, len(images), self.batch_size)]
+        finally:
+            for q, flag in zip(params, flags):
+                q.requires_grad_(flag)
+            self.g.train(was_training)
         return InversionResult(
             latents=torch.cat([p.latents for p in parts]),
             noises=[torch.cat(n) for n in zip(*[p.noises for p in parts])],
