@@ -177,8 +177,4 @@ def _size_of(image) -> tuple[int, int]:
     return arr.shape[0], arr.shape[1]
 
 
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
 __all__: Sequence[str] = ["AutoShotSegmenter", "AutoShotSegmenterConfig"]
