@@ -509,8 +509,9 @@ class StyleGAN2Generator(ResolveBundledMixin, PreTrainedModel):
 
         The checkpoint's own average (rosinality ``latent_avg``, NVIDIA ``w_avg``) when it carries one
         (``config.has_latent_avg``); otherwise the mean of ``AVERAGE_LATENT_SAMPLES`` mapped z drawn from
-        ``torch.Generator().manual_seed(0)``, computed once per loaded model (and stored by
-        :meth:`store_average_latent`, which the embedded generator's ship step calls).
+        ``torch.Generator().manual_seed(0)``, computed once per loaded model (weights changed in place
+        afterwards, as in training, keep the old value) and made part of the weights by
+        :meth:`store_average_latent`.
         """
         if self.config.has_latent_avg:
             return self.latent_avg[None]
