@@ -249,3 +249,44 @@ def test_log_ends_at_the_last_step_and_summary_reads_a_checkpoint_past_the_log(t
     info, _ = training_summary(run, upto_step=5)
     assert info["steps_done"] == 5 and info["kimg"] == pytest.approx(rows[-1]["kimg"])
     assert training_summary(run)[0]["steps_done"] == 4
+
+
+def test_a_packed_checkpoint_resumes_bit_identically_and_stores_bundled_weights_by_reference(tmp_path):
+    from gan_partseg.training.resume import pack_checkpoint, unpack_checkpoint
+
+    straight = train_gan(_cfg(tmp_path / "a"), progress=False)
+    half = train_gan(_cfg(tmp_path / "b", steps=2), progress=False)
+    refs = [half / "generator" / "model.safetensors", half / "discriminator" / "model.safetensors"]
+    packed = tmp_path / "tracked" / "checkpoint"
+    manifest = pack_checkpoint(checkpoints(half)[-1], packed, refs)
+    by_ref = sorted(n for n, e in manifest["files"].items() if "reference" in e)
+    assert by_ref == ["custom_checkpoint_0.pkl", "model_1.safetensors"]  # the EMA and D equal the run's outputs
+    assert manifest["files"]["optimizer.bin"]["zeroed"] == ["exp_avg"]
+    assert not list(packed.glob("*.pkl")) and not list(packed.glob("*.bin"))
+
+    assert (packed.parent / "train_config.json").exists() and (packed.parent / "log.jsonl").exists()
+    fresh = tmp_path / "c"
+    assert unpack_checkpoint(packed, fresh).name == "step_00000002"
+    resumed = train_gan(_cfg(fresh, steps=4), progress=False)
+    a, b = _weights(straight), _weights(resumed)
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+    refs[0].write_bytes(refs[1].read_bytes())  # a referenced file that changed is refused, not silently used
+    with pytest.raises(ValueError, match="pack the checkpoint again|SHA-256"):
+        unpack_checkpoint(packed, tmp_path / "d")
+
+
+def test_training_summary_follows_a_lineage_copied_without_its_checkpoints(tmp_path):
+    # the tracked reproduce/ folder holds configs and logs only, side by side
+    def run(name, rows, init=None):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "train_config.json").write_text(json.dumps({"init_from": init}))
+        (tmp_path / name / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    row = lambda s, sec: {"step": s, "kimg": s / 10, "sec": sec, "d": 1.0, "g": 1.0, "real": 0.0, "fake": 0.0}
+    run("parent", [row(1, 10.0), row(2, 20.0), row(3, 30.0)])
+    run("child", [row(3, 5.0), row(4, 15.0)], init="runs/parent/checkpoints/step_00000002")
+    info, _ = training_summary(tmp_path / "child")
+    assert info["lineage"] == ["parent to step 2", "child"]
+    assert info["steps_done"] == 4 and info["wall_minutes"] == (20.0 + 15.0) / 60

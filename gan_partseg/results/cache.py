@@ -18,6 +18,9 @@ from gan_partseg.files import atomic_write_text
 from gan_partseg.hub import weights_fingerprint
 
 STAMP = "weights.json"
+ROOT = Path(__file__).resolve().parents[2]  # the checkout: results are written into its docs/ and runs/
+REPRODUCE = ROOT / "reproduce"
+"""Tracked: what a later session needs to resume the embedded GAN and rebuild results (its README says what)."""
 
 
 def claim_cache(work: Path, say=print, **models) -> Path:

@@ -11,15 +11,14 @@ The ship / results scripts call this at their end; run it alone after editing ga
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from gan_partseg import StyleGAN2Discriminator, StyleGAN2Generator
 from gan_partseg.cards import autoshot_card, fewshot_card, generator_card
 from gan_partseg.files import atomic_write_text
 from gan_partseg.hub import bundled_artifacts
+from gan_partseg.results.cache import REPRODUCE, ROOT
 from gan_partseg.training.gan import training_summary
 
-ROOT = Path(__file__).resolve().parents[2]  # the checkout: results are written into its docs/ and runs/
 RESULTS = ROOT / "docs" / "results"
 CARDS = ROOT / "model_cards"
 
@@ -38,6 +37,8 @@ def write_cards(verbose: bool = True) -> list[str]:
         if name == "toyfaces-64":
             shipped_config = json.loads((folder / "train_config.json").read_text())
             run = ROOT / shipped_config.get("out", f"runs/{name}")  # the run it was shipped from (maybe a fork)
+            if not (run / "log.jsonl").exists():  # a fresh clone: the tracked copy of its config and log
+                run = REPRODUCE / run.name
             quality = _load(f"{name}.json")
             yardsticks = _load("fd-sensitivity.json")
             if quality and yardsticks and yardsticks["n_images"] == quality["n_images"]:

@@ -9,22 +9,26 @@ up (``gan_partseg.evaluation.frechet.part_presence_report``).
 
 Data: TRAIN_SEEDS[800_000 : 800_000 + n], which nothing else uses (GAN training takes the first 20,000,
 the supervised bound of autoshot_results.py 600,000 onwards up to 605,000). Model selection: the tail of
-HELD_OUT_SEEDS, as for every U-Net here. Output: runs/part-detector/run/best (committed, about 2 MB).
+HELD_OUT_SEEDS, as for every U-Net here. Trained in runs/part-detector (untracked); its best epoch is copied
+to reproduce/part-detector (tracked, about 2 MB), which every reader loads.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 from pathlib import Path
 
 from gan_partseg.data import TRAIN_SEEDS
 from gan_partseg.data.export import export_hf_dataset
 from gan_partseg.models.autoshot import AutoShotSegmenter
+from gan_partseg.results.cache import REPRODUCE, ROOT
 from gan_partseg.training.autoshot import TrainAutoShotConfig, train_autoshot
 from gan_partseg.visualize import bar_chart
 
-ROOT = Path(__file__).resolve().parents[2]  # the checkout: results are written into its docs/ and runs/
 WORK = ROOT / "runs" / "part-detector"
+TRACKED = REPRODUCE / "part-detector"
 DETECTOR_SEEDS = TRAIN_SEEDS[800_000:]
 
 
@@ -38,12 +42,22 @@ def train_part_detector(work: Path = WORK, n: int = 4000, epochs: int = 8, width
                                               batch=32, n_val=100))
 
 
-def load_part_detector(work: Path = WORK) -> AutoShotSegmenter:
-    """The trained detector (``work/best``); says how to make it when it is missing."""
-    best = work / "run" / "best"
-    if not (best / "config.json").exists():
-        raise SystemExit(f"no part detector at {best}: train it first with `python scripts/part_detector.py`")
-    return AutoShotSegmenter.from_pretrained(best).eval()
+def load_part_detector(folder: Path = TRACKED) -> AutoShotSegmenter:
+    """The trained detector (the tracked copy by default); says how to make it when it is missing."""
+    if not (Path(folder) / "config.json").exists():
+        raise SystemExit(f"no part detector at {folder}: train it first with `python scripts/part_detector.py`")
+    return AutoShotSegmenter.from_pretrained(folder).eval()
+
+
+def track(best: Path, tracked: Path = TRACKED) -> Path:
+    """Copy the best epoch's model folder to the tracked place (whole folder swapped at once)."""
+    tmp = tracked.with_name(f".tmp_{tracked.name}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(best, tmp)
+    if tracked.exists():
+        shutil.rmtree(tracked)
+    os.replace(tmp, tracked)
+    return tracked
 
 
 def presence_chart(parts: dict, title: str):
@@ -62,7 +76,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=8)
     args = ap.parse_args()
     best = train_part_detector(Path(args.work), args.n, args.epochs)
-    print(f"part detector: {best}")
+    print(f"part detector: {best}, tracked copy: {track(best)}")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Ship the embedded GAN: run folder -> bundled artifact, sample grid, quality figures, model card.
 
-    python scripts/ship_embedded_gan.py [--run runs/toyfaces-64] [--n-fid 2000] [--no-fid] [--checkpoint DIR]
+    python scripts/ship_embedded_gan.py [--run runs/toyfaces-64-ddp] [--n-fid 2000] [--no-fid] [--checkpoint DIR]
     python scripts/ship_embedded_gan.py --evaluate-only   # FD of the newest checkpoint, ships nothing
     # parts + detector FD only:
     python scripts/ship_embedded_gan.py --evaluate-only --no-fid --checkpoint runs/toyfaces-64/checkpoints/step_00021755
@@ -39,11 +39,12 @@ from gan_partseg.training.gan import load_run_config, models_from_checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]  # the checkout: results are written into its docs/ and runs/
 NAME = "toyfaces-64"
+LINE = "toyfaces-64-ddp"  # the run the shipped weights come from (scripts/train_embedded_gan.sh trains it on)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--run", default=str(ROOT / "runs" / NAME))
+    ap.add_argument("--run", default=str(ROOT / "runs" / LINE))
     ap.add_argument("--n-fid", type=int, default=2000)
     ap.add_argument("--no-fid", action="store_true", help="skip the FD (with --evaluate-only: keep the FD already "
                     "measured for that step and add part presence)")

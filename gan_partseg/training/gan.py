@@ -516,10 +516,13 @@ def _lineage_rows(run: Path) -> list[tuple[str, list[dict]]]:
     if not init:
         return [(run.name, rows)]
     ckpt = Path(init)
-    if not ckpt.is_absolute():  # recorded relative to where train-gan ran: the run's folder or an ancestor
-        ckpt = next((base / ckpt for base in (Path.cwd(), *run.resolve().parents) if (base / ckpt).parent.is_dir()),
-                    ckpt)
     source, start = ckpt.parent.parent, int(ckpt.name.rsplit("_", 1)[-1])
+    if not source.is_absolute():
+        # recorded relative to where train-gan ran (the run's folder or an ancestor), or a sibling of the run
+        # when a lineage was copied together (the tracked resume/ folder keeps only configs and logs)
+        here = run.resolve()
+        candidates = [base / source for base in (Path.cwd(), *here.parents)] + [here.parent / source.name]
+        source = next((c for c in candidates if (c / "log.jsonl").exists()), source)
     if not (source / "log.jsonl").exists():
         raise FileNotFoundError(f"{run} was started --init-from {init}, but that run's log is not here "
                                 f"({source / 'log.jsonl'}): restore the run folder to count its training")
