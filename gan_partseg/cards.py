@@ -21,8 +21,11 @@ def _fd_table(title: str, name: str, q: dict, yardsticks: dict, fmt: str) -> str
 
 
 def generator_card(name: str, config: dict, training: dict, quality: dict | None, sample_image: str | None,
-                   parts_image: str | None = None) -> ModelCard:
-    """The card of a StyleGAN2 generator trained on toy faces.
+                   parts_image: str | None = None, story: dict | None = None) -> ModelCard:
+    """The card of a StyleGAN2 generator trained on toy faces by ``gan-partseg train-gan``.
+
+    Every statement comes from this run's own config, log and figures; ``story`` adds what only one model
+    can say (the bundled one: ``{"about": ..., "training": ..., "log": path}``, ``EMBEDDED_STORY``).
 
     config: the generator config (dict); training: train_config plus ``steps_done``,
     ``kimg``, ``wall_minutes``, ``seconds_per_step``, optionally ``lineage`` (``training_summary``);
@@ -67,17 +70,19 @@ def generator_card(name: str, config: dict, training: dict, quality: dict | None
     channels = ", ".join(f"{k}: {v}" for k, v in sorted(config["channels"].items(), key=lambda kv: int(kv[0])))
     sample = f"![samples]({sample_image})\n\n" if sample_image else ""
     t = training
+    story = story or {}
+    precision = t.get("mixed_precision", "no")
+    procs = t.get("processes", 1)
+    log = story.get("log", "`log.jsonl` in the run folder")
     content = f"""---
 {data.to_yaml()}
 ---
 
 # {name}
 
-A small StyleGAN2 (rosinality layout) trained **on the CPU** on procedural *toy faces*
-(`gan_partseg.data.render`, seeds `TRAIN_SEEDS[:{t['n_images']}]`), shipped inside `gan_partseg`
-so every command, test and demo runs offline. The few-shot part segmenters of this package read
-its per-layer activations. `{name}/discriminator` holds the discriminator (the latent optimizer
-can use its features).
+A StyleGAN2 (rosinality layout) trained on procedural *toy faces* (`gan_partseg.data.render`, seeds
+`TRAIN_SEEDS[:{t['n_images']}]`) with `gan-partseg train-gan`. {story.get("about", "")}
+`{name}/discriminator` holds the discriminator (the latent optimizer can use its features).
 
 ```python
 from gan_partseg import StyleGAN2Generator, StyleGAN2Discriminator
@@ -93,16 +98,15 @@ channels {{{channels}}}, blur kernel {config['blur_kernel']}; generator
 
 ## Training
 
-`scripts/train_embedded_gan.sh` (`gan-partseg train-gan`, Accelerate): non-saturating logistic loss,
+`gan-partseg train-gan` (Accelerate): non-saturating logistic loss,
 lazy R1 (gamma {t['r1']}, every {t['d_reg_every']} steps), path-length regularisation
 {t['path_regularize']}, style mixing {t['mixing']}, augmentation `{t['augment']}`, EMA half-life
 {t['ema_kimg']} kimg (ramp-up {t['ema_rampup']}), Adam lr {t['lr']} betas (0, 0.99), batch {_batch_text(t)},
-seed {t['seed']}.
+seed {t['seed']}, mixed precision `{precision}`, {procs} process{'es' if procs > 1 else ''}.
 Trained for **{t['steps_done']} steps ({t['kimg']:.0f} k images shown)** in
-**{t['wall_minutes']:.0f} minutes** of wall time on 2-core CPUs
-({t['seconds_per_step']:.2f} s per step on average: the run resumed from its checkpoints on machines of
-different speeds, at times shared with other work; `benchmarks/gan_step.py` measures a step alone).
-{stages}The loss log summary is in `docs/results/toyfaces-64-training.md`.
+**{t['wall_minutes']:.0f} minutes** of wall time ({t['seconds_per_step']:.2f} s per step on average).
+{story.get("training", "")}
+{stages}Loss log: {log}.
 
 ## Quality
 
@@ -110,12 +114,23 @@ different speeds, at times shared with other work; `benchmarks/gan_step.py` meas
 
 ## Intended use and limits
 
-A teaching and testing artifact: a stand-in for FFHQ StyleGAN2 checkpoints that can be shipped and
-run anywhere. It draws cartoon faces at 64 px only; the figures above say how close it gets to
-the rendered distribution. It is not a model of real faces; use a converted FFHQ checkpoint
+It draws cartoon faces at {config['size']} px only; the figures above say how close it gets to the
+rendered distribution. It is not a model of real faces; use a converted FFHQ checkpoint
 (`gan-partseg convert rosinality`) for real images.
 """
     return ModelCard(content)
+
+
+EMBEDDED_STORY = {
+    "about": "It is shipped inside `gan_partseg` so every command, test and demo runs offline: a teaching and "
+             "testing stand-in for FFHQ StyleGAN2 checkpoints, trained on the CPU. The few-shot part segmenters "
+             "of this package read its per-layer activations.",
+    "training": "Trained by `scripts/train_embedded_gan.sh` on 2-core CPUs: the run resumed from its checkpoints "
+                "on machines of different speeds, at times shared with other work (`benchmarks/gan_step.py` "
+                "measures a step alone). The checkpoint it was shipped from is tracked in `reproduce/`.",
+    "log": "`docs/results/toyfaces-64-training.md` (summary)",
+}
+"""The bundled toyfaces-64's own history: only its card says it (``results.cards.write_cards``)."""
 
 
 def _rounded(x: float | None, digits: int = 4) -> float | None:
@@ -266,6 +281,8 @@ def autoshot_card(name: str, results: dict | None = None, config: dict | None = 
                    "Score it on a labelled data set with `gan-partseg evaluate`.")
     else:
         figures = "Not measured (see `gan-partseg evaluate`)."
+    reproduce = (" Reproduce it with `python scripts/fewshot_results.py && python scripts/autoshot_results.py`."
+                 if rows else "")
     trained_on = (f"{meta['n_train_images']} images that the generator drew and the few-shot segmenter "
                   f"`{source}` labelled" if meta else
                   (f"images labelled by the few-shot segmenter `{source}`" if source else "a labelled data set"))
@@ -295,8 +312,7 @@ parts = pipeline("image-segmentation", model="path/to/{name}")(image)   # one ma
 
 `gan-partseg make-dataset` then `gan-partseg train-autoshot` (U-Net widths
 {meta.get('unet_widths') or config.get('widths')}, image size {config.get('image_size', 64)}, Adam, random affine +
-flip, best epoch by weighted IoU on held-out rendered faces). Reproduce the bundled one with
-`python scripts/fewshot_results.py && python scripts/autoshot_results.py`.
+flip, best epoch by weighted IoU on held-out rendered faces).{reproduce}
 
 ## Intended use and limits
 

@@ -164,6 +164,13 @@ def test_generator_card_shows_fd_and_part_presence():
     assert "| yardstick: rendered, blur 1 px | 2.017 |" in both and "**78.40**" in both
     assert "| eye |" not in str(generator_card("g", config, training, {**quality, "parts": None}, None))
     assert "went through" not in text
+    # a run's card says what that run did, nothing of the bundled model's history
+    assert "2-core" not in text and "train_embedded_gan" not in text and "toyfaces-64" not in text
+    assert "1 minutes** of wall time" in text and "mixed precision `no`, 1 process." in text
+    assert "`log.jsonl` in the run folder" in text
+    from gan_partseg.cards import EMBEDDED_STORY
+    bundled = str(generator_card("toyfaces-64", config, training, quality, None, story=EMBEDDED_STORY))
+    assert "2-core CPUs" in bundled and "docs/results/toyfaces-64-training.md" in bundled
     staged = str(generator_card("g", config, {**training, "lineage": ["a to step 5", "b"]}, quality, None))
     assert "went through 2 runs" in staged and "`a to step 5`, then `b`" in staged
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 
 from gan_partseg import StyleGAN2Discriminator, StyleGAN2Generator
-from gan_partseg.cards import autoshot_card, fewshot_card, generator_card
+from gan_partseg.cards import EMBEDDED_STORY, autoshot_card, fewshot_card, generator_card
 from gan_partseg.files import atomic_write_text
 from gan_partseg.hub import bundled_artifacts
 from gan_partseg.results.cache import REPRODUCE, ROOT
@@ -58,9 +58,9 @@ def write_cards(verbose: bool = True) -> list[str]:
             training["d_params_m"] = round(sum(p.numel() for p in d.parameters()) / 1e6, 2)
             parts = (folder / "parts.png").exists()
             generator_card(name, config, training, quality, "samples.png",
-                           "parts.png" if parts else None).save(folder / "README.md")
+                           "parts.png" if parts else None, story=EMBEDDED_STORY).save(folder / "README.md")
             generator_card(name, config, training, quality, f"{name}-samples.png",
-                           f"{name}-parts.png" if parts else None).save(CARDS / f"{name}.md")
+                           f"{name}-parts.png" if parts else None, story=EMBEDDED_STORY).save(CARDS / f"{name}.md")
         elif "-fewshot-" in name:
             training = json.loads((folder / "training.json").read_text()) if (folder / "training.json").exists() else None
             results = None
