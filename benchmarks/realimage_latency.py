@@ -5,7 +5,7 @@ Both answer the same question (the part labels of a held-out rendered face the m
   autoshot            AutoShotSegmenter.segment(PIL image): preprocessing, U-Net, upsampling, argmax
   autoshot (NCHW)     the same with AutoShotSegmenter.channels_last = False (the layout before it was
                       made the default), to show what the channels-last path buys
-  inversion+head      FewShotSegmenter.segment_images: the default latent optimizer (latent_optimizer.DEFAULTS),
+  inversion+head      FewShotSegmenter.segment_images: the default latent optimizer (latent_optimizer.InversionConfig),
                       then generator features and the head
 
 Each image is processed alone (batch 1, the latency a user waits for); the auto-shot row is the
@@ -43,11 +43,11 @@ def main() -> None:
     from gan_partseg import AutoShotSegmenter, FewShotSegmenter
     from gan_partseg.data import HELD_OUT_SEEDS, render
     from gan_partseg.images import uint8_to_tensor
-    from gan_partseg.inversion.latent_optimizer import DEFAULTS
+    from gan_partseg.inversion.latent_optimizer import inversion_settings
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    inv = dict(DEFAULTS)
+    inv = inversion_settings()
     if args.quick:
         args.n, inv["steps"] = 1, 20
     auto = AutoShotSegmenter.from_pretrained(args.autoshot).eval()

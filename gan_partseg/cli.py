@@ -20,7 +20,7 @@ from gan_partseg.evaluation.frechet import fd_report
 from gan_partseg.files import atomic_write_text
 from gan_partseg.hub import bundled_artifacts, push_folder
 from gan_partseg.images import make_grid, save_image, tensor_to_uint8, upscale
-from gan_partseg.inversion.latent_optimizer import DEFAULTS
+from gan_partseg.inversion.latent_optimizer import InversionConfig
 from gan_partseg.jobs.generated import make_dataset
 from gan_partseg.jobs.pipelines import invert_folder, make_shots
 from gan_partseg.labels import CLASSES_3, CLASSES_10, id2label
@@ -31,6 +31,8 @@ from gan_partseg.training.autoshot import TrainAutoShotConfig, train_autoshot
 from gan_partseg.training.fewshot import TrainFewShotConfig, train_fewshot
 from gan_partseg.training.gan import TrainGANConfig, train_gan
 from gan_partseg.visualize import bar_chart
+
+INVERSION = InversionConfig()  # the CLI's inversion defaults
 
 TRUNCATION_HELP = "psi toward the generator's average latent (1 = none)"
 FLAG_HELP = {
@@ -48,6 +50,7 @@ FLAG_HELP = {
     "max_minutes": "stop (with a checkpoint) after this many minutes; rerun with --resume to continue",
     "channels": "JSON object resolution -> channels",
     "widths": "U-Net channels per level, comma separated",
+    "layers": "generator layers the head reads, comma separated (none: every synthesis layer)",
     "targets": "hard (stored labels) or soft (the segmenter's probabilities, regenerated from each seed)",
     "data": "generated data set (gan-partseg make-dataset) or labelled data set (export-data --format datasets)",
     "drop_uncertain": "fraction of the least certain samples to leave out",
@@ -57,6 +60,18 @@ FLAG_HELP = {
     "projected_resize": "with --disc projected: pixels the images are resized to for EfficientNet-Lite0",
     "d_lr": "discriminator learning rate; None means the same as --lr",
 }
+
+
+def _int_list(text: str) -> list[int]:
+    """'16,32,64' -> [16, 32, 64] (a list flag is written comma separated)."""
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma separated integers like 16,32,64, got {text!r}") from None
+
+
+def _str_list(text: str) -> list[str] | None:
+    return [v.strip() for v in text.split(",") if v.strip()] or None
 
 
 def _add_dataclass_flags(parser: argparse.ArgumentParser, cls, skip: tuple[str, ...] = ()) -> None:
@@ -71,6 +86,10 @@ def _add_dataclass_flags(parser: argparse.ArgumentParser, cls, skip: tuple[str, 
         annotation = str(f.type)
         if "dict" in annotation:
             kind = json.loads
+        elif annotation.startswith("list[int]"):
+            kind = _int_list
+        elif annotation.startswith("list[str]"):
+            kind = _str_list
         elif annotation.startswith("bool"):
             kind = lambda v: v.lower() in ("1", "true", "yes")  # noqa: E731
         elif annotation.startswith("int"):
@@ -79,7 +98,8 @@ def _add_dataclass_flags(parser: argparse.ArgumentParser, cls, skip: tuple[str, 
             kind = float
         else:
             kind = str
-        shown = json.dumps(default) if isinstance(default, dict) else default
+        shown = (json.dumps(default) if isinstance(default, dict)
+                 else ",".join(map(str, default)) if isinstance(default, list) else default)
         text = FLAG_HELP.get(f.name, "")
         parser.add_argument("--" + f.name.replace("_", "-"), type=kind, default=default,
                             help=f"{text} (default: {shown})".strip())
@@ -199,11 +219,11 @@ def _discriminator_if_needed(args, generator_name: str) -> dict:
 
 
 def _add_optimizer_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--space", choices=["w", "w+"], default=DEFAULTS["space"])
-    p.add_argument("--steps", type=int, default=DEFAULTS["steps"], help="optimisation steps per image")
+    p.add_argument("--space", choices=["w", "w+"], default=INVERSION.space)
+    p.add_argument("--steps", type=int, default=INVERSION.steps, help="optimisation steps per image")
     p.add_argument("--perceptual", choices=["lite0", "lite0-64", "discriminator", "lpips", "none"],
-                   default=DEFAULTS["perceptual"], help="perceptual distance of the inversion loss")
-    p.add_argument("--mse", type=float, default=DEFAULTS["mse"], help="weight of the pixel MSE term")
+                   default=INVERSION.perceptual, help="perceptual distance of the inversion loss")
+    p.add_argument("--mse", type=float, default=INVERSION.mse, help="weight of the pixel MSE term")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=8, help="images optimised together")
 

@@ -29,7 +29,7 @@ from gan_partseg.data.shots import write_id2label
 from gan_partseg.evaluation.metrics import SegmentationMetrics
 from gan_partseg.files import atomic_write_text
 from gan_partseg.images import colorize, make_grid, save_image, tensor_to_uint8, uint8_to_tensor, upscale
-from gan_partseg.inversion.latent_optimizer import DEFAULTS
+from gan_partseg.inversion.latent_optimizer import InversionConfig
 from gan_partseg.jobs.generated import make_dataset
 from gan_partseg.jobs.pipelines import invert_rendered
 from gan_partseg.labels import CLASSES_10, id2label
@@ -65,7 +65,7 @@ def retrain_pipeline(out: Path, generator: str, n_shots: int = 10, n_data: int =
     make_dataset(str(fewshot), out / "dataset", n=n_data, shard_size=min(500, n_data))
     say("retrain 4/4: training the auto-shot U-Net")
     best = train_autoshot(TrainAutoShotConfig(data=str(out / "dataset"), out=str(out / "autoshot"),
-                                              widths="16,32,64,128", epochs=epochs, n_val=100))
+                                              widths=[16, 32, 64, 128], epochs=epochs, n_val=100))
     return str(fewshot), str(best)
 
 
@@ -128,7 +128,8 @@ def run_demo(out_dir: str | Path = "demo_out", generator: str = DEFAULT_GENERATO
 
     # 4. inversion + few-shot head on a few held-out faces
     t0 = time.time()
-    inv = {**DEFAULTS, **({"steps": invert_steps} if invert_steps else {})}
+    c = InversionConfig(**({"steps": invert_steps} if invert_steps else {}))
+    inv = {"space": c.space, "steps": c.steps, "perceptual": c.perceptual, "mse": c.mse}  # what the printout names
     images_i, truth_i = images[:n_invert], truth[:n_invert]
     say(f"inverting {n_invert} held-out faces ({inv['steps']} steps each, batched)")
     res_i = seg.segment_images(uint8_to_tensor(images_i), **inv)

@@ -111,7 +111,7 @@ def labelled(tmp_path_factory):
 
 
 def _cfg(data, out, **kw):
-    base = dict(data=str(data), out=str(out), widths="8,16,32", epochs=2, batch=8, lr=3e-3, n_val=8,
+    base = dict(data=str(data), out=str(out), widths=[8, 16, 32], epochs=2, batch=8, lr=3e-3, n_val=8,
                 rotate=5.0, seed=0)
     base.update(kw)
     return TrainAutoShotConfig(**base)
@@ -213,3 +213,16 @@ def test_balanced_dice_training_runs_and_is_refused_on_resume_with_another_loss(
         train_autoshot(_cfg(labelled, tmp_path / "run", epochs=3, loss="ce"), progress=False)
     with pytest.raises(ValueError, match="loss must be one of"):
         train_autoshot(_cfg(labelled, tmp_path / "other", loss="focal"), progress=False)
+
+
+def test_a_run_recorded_with_the_old_comma_string_widths_resumes_as_the_same_config(tmp_path):
+    import json
+
+    from gan_partseg.training.autoshot import RESUME_KEYS, TrainAutoShotConfig
+    from gan_partseg.training.checkpoints import config_differences
+
+    (tmp_path / "train_config.json").write_text(json.dumps({"widths": "8,16,32", "lr": 0.001}))
+    assert TrainAutoShotConfig(widths="8,16,32").widths == [8, 16, 32]
+    assert config_differences(tmp_path / "train_config.json", TrainAutoShotConfig(widths=[8, 16, 32]), RESUME_KEYS) == {}
+    diff = config_differences(tmp_path / "train_config.json", TrainAutoShotConfig(widths=[8, 16]), RESUME_KEYS)
+    assert diff == {"widths": ([8, 16, 32], [8, 16])}

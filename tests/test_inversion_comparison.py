@@ -1,8 +1,10 @@
 """The latent-optimizer comparison says whether its default still stands (scripts/inversion_comparison.py)."""
 
 
-from gan_partseg.inversion.latent_optimizer import DEFAULTS
+from gan_partseg.inversion.latent_optimizer import InversionConfig
 from gan_partseg.results import inversion_comparison
+
+DEFAULT = InversionConfig()
 
 
 def _row(perceptual, space, wiou):
@@ -14,7 +16,7 @@ def _section(tmp_path, monkeypatch, other_wiou, rows=None, best=None):
     (tmp_path / "docs").mkdir(exist_ok=True)
     (tmp_path / "docs" / "results.md").write_text("# Results\n\n## Latent optimizer settings\n\nold\n")
     monkeypatch.setattr(inversion_comparison, "ROOT", tmp_path)
-    rows = rows or [_row(DEFAULTS["perceptual"], DEFAULTS["space"], 0.865), _row("none", "w", other_wiou)]
+    rows = rows or [_row(DEFAULT.perceptual, DEFAULT.space, 0.865), _row("none", "w", other_wiou)]
     best = best or max(rows, key=lambda r: r["weighted_iou"])
     inversion_comparison.write_section({"n_images": 16, "segmenter": "seg", "rows": rows, "best": best})
     return (tmp_path / "docs" / "results.md").read_text()
@@ -28,11 +30,11 @@ def test_default_within_the_noise_of_the_best_stays(tmp_path, monkeypatch):
 
 def test_default_beaten_by_more_than_the_noise_says_what_to_do(tmp_path, monkeypatch):
     text = _section(tmp_path, monkeypatch, 0.90)
-    assert "3.5 points" in text and "change `DEFAULTS` and rerun `scripts/run_results.sh`" in text
+    assert "3.5 points" in text and "change `InversionConfig`'s defaults and rerun `scripts/run_results.sh`" in text
 
 
 def test_default_tied_with_the_best_says_so(tmp_path, monkeypatch):
     # the best is picked by PSNR among equal rounded IoUs: it may sit a hair below the default
-    rows = [_row(DEFAULTS["perceptual"], DEFAULTS["space"], 0.8623), {**_row("lite0", "w+", 0.8622), "psnr": 27.0}]
+    rows = [_row(DEFAULT.perceptual, DEFAULT.space, 0.8623), {**_row("lite0", "w+", 0.8622), "psnr": 27.0}]
     text = _section(tmp_path, monkeypatch, None, rows=rows, best=rows[1])
     assert "ties the best on weighted IoU (86.2" in text and "the default stays" in text and "-0.0" not in text

@@ -16,7 +16,7 @@ Adam is element-wise), so batching changes speed, not results.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import torch
@@ -27,8 +27,41 @@ from gan_partseg.inversion.perceptual import build_distance
 if TYPE_CHECKING:  # annotations only: inversion sits below the model classes (docs/architecture.md)
     from gan_partseg.models.stylegan2 import StyleGAN2Generator
 
-DEFAULTS = {"space": "w+", "steps": 200, "perceptual": "lite0-64", "mse": 1.0}
-"""Defaults of the CLI and of :class:`LatentOptimizer` (chosen by docs/results/inversion.json)."""
+@dataclass(frozen=True)
+class InversionConfig:
+    """The latent optimizer's settings; the defaults are those of the CLI, the demo and every results table
+    (space and perceptual distance chosen by docs/results/inversion.json).
+
+    space: "w" (one code per image) or "w+" (one per layer); steps: optimisation steps (the port uses 1000
+    at 256 px; 64 px needs fewer); lr: Adam's initial learning rate; noise_regularization: weight of the
+    noise autocorrelation loss; perceptual: "lite0" | "lite0-64" | "discriminator" | "lpips" | "none";
+    mse: weight of the pixel MSE term; noise_strength, noise_ramp: the latent noise schedule;
+    n_mean_latent: samples for the mean / std of W; seed: makes inversion deterministic; batch_size:
+    images optimised together.
+    """
+
+    space: str = "w+"
+    steps: int = 200
+    lr: float = 0.1
+    noise_regularization: float = 1e5
+    perceptual: str = "lite0-64"
+    mse: float = 1.0
+    noise_strength: float = 0.05
+    noise_ramp: float = 0.75
+    n_mean_latent: int = 10000
+    seed: int = 0
+    batch_size: int = 8
+
+    def __post_init__(self):
+        if self.space not in ("w", "w+"):
+            raise ValueError(f"space must be 'w' or 'w+', got {self.space!r}")
+        if self.steps < 1:
+            raise ValueError("steps must be >= 1")
+
+
+def inversion_settings(**overrides) -> dict:
+    """The default settings (with ``overrides``) as a plain dict, for results JSON and job kwargs."""
+    return asdict(replace(InversionConfig(), **overrides))
 
 
 @dataclass
@@ -85,32 +118,21 @@ class LatentOptimizer:
 
     Args:
         generator: a :class:`StyleGAN2Generator` (frozen).
-        space: "w" (one code per image) or "w+" (one per layer).
-        steps: optimisation steps (the port uses 1000 at 256 px; 64 px needs fewer).
-        lr: Adam's initial learning rate (0.1).
-        noise_regularization: weight of the noise autocorrelation loss (1e5).
-        perceptual: "lite0" | "lite0-64" | "discriminator" | "lpips" | "none".
-        mse: weight of the pixel MSE term.
+        config: an :class:`InversionConfig` (default: its defaults); keyword ``overrides`` replace its fields
+            (``LatentOptimizer(g, steps=50)``).
         discriminator: needed for perceptual="discriminator".
-        noise_strength, noise_ramp: latent noise schedule (0.05, 0.75).
-        n_mean_latent: samples for the mean / std of W (10,000).
-        seed: makes inversion deterministic.
+        progress: a progress bar per batch.
     """
 
-    def __init__(self, generator: StyleGAN2Generator, space: str = DEFAULTS["space"], steps: int = DEFAULTS["steps"],
-                 lr: float = 0.1, noise_regularization: float = 1e5, perceptual: str = DEFAULTS["perceptual"],
-                 mse: float = DEFAULTS["mse"],
-                 discriminator=None, noise_strength: float = 0.05, noise_ramp: float = 0.75,
-                 n_mean_latent: int = 10000, seed: int = 0, batch_size: int = 8, progress: bool = True):
-        if space not in ("w", "w+"):
-            raise ValueError(f"space must be 'w' or 'w+', got {space!r}")
-        if steps < 1:
-            raise ValueError("steps must be >= 1")
+    def __init__(self, generator: StyleGAN2Generator, config: InversionConfig | None = None, *,
+                 discriminator=None, progress: bool = True, **overrides):
+        self.config = cfg = replace(config or InversionConfig(), **overrides)
+        space, perceptual, seed, n_mean_latent = cfg.space, cfg.perceptual, cfg.seed, cfg.n_mean_latent
         self.g = generator  # frozen and in eval mode only while inverting (invert restores both)
-        self.space, self.steps, self.lr = space, steps, lr
-        self.noise_regularization, self.mse = noise_regularization, mse
-        self.noise_strength, self.noise_ramp = noise_strength, noise_ramp
-        self.seed, self.batch_size, self.progress = seed, batch_size, progress
+        self.space, self.steps, self.lr = space, cfg.steps, cfg.lr
+        self.noise_regularization, self.mse = cfg.noise_regularization, cfg.mse
+        self.noise_strength, self.noise_ramp = cfg.noise_strength, cfg.noise_ramp
+        self.seed, self.batch_size, self.progress = seed, cfg.batch_size, progress
         self.perceptual_kind = perceptual
         self.distance = build_distance(perceptual, discriminator)
         device = self.g.input.input.device

@@ -37,7 +37,7 @@ from gan_partseg.data.shots import read_latents, read_shots, write_id2label
 from gan_partseg.evaluation.metrics import SegmentationMetrics
 from gan_partseg.files import atomic_write_text, replace_markdown_section
 from gan_partseg.hub import ARTIFACTS_DIR, resolve_pretrained
-from gan_partseg.inversion.latent_optimizer import DEFAULTS
+from gan_partseg.inversion.latent_optimizer import inversion_settings
 from gan_partseg.jobs.generated import make_dataset
 from gan_partseg.jobs.pipelines import invert_rendered
 from gan_partseg.labels import CLASSES_10, id2label
@@ -101,7 +101,7 @@ def main() -> None:
     best = {}
     for kind, data in (("autoshot", work / "generated"), ("supervised", work / "rendered")):
         t0 = time.time()
-        best[kind] = train_autoshot(TrainAutoShotConfig(data=str(data), out=str(work / kind), widths=args.widths,
+        best[kind] = train_autoshot(TrainAutoShotConfig(data=str(data), out=str(work / kind), widths=[int(w) for w in args.widths.split(",")],
                                                         epochs=args.epochs, batch=32, n_val=100))
         timings[f"train_{kind}_s"] = time.time() - t0
 
@@ -151,7 +151,7 @@ def main() -> None:
              "autoshot_over_supervised": a / s,
              "gan_features_minus_untrained_points": 100 * (f - rows["untrained_generator_10shot"]["weighted_iou"])}
     meta = {"segmenter": args.segmenter, "n_train_images": args.n, "n_test": args.n_test, "epochs": args.epochs,
-            "unet_widths": args.widths, "inversion": DEFAULTS, "ablation_inversion_steps": args.ablation_inv_steps,
+            "unet_widths": args.widths, "inversion": inversion_settings(), "ablation_inversion_steps": args.ablation_inv_steps,
             "shots": shot_names, "metric": "IoU x 1 (weighted: per image, background included)",
             "test": f"HELD_OUT_SEEDS[:{args.n_test}]", "validation": "HELD_OUT_SEEDS[-100:]",
             "supervised_data": f"TRAIN_SEEDS[600000:{600000 + args.n}] with true labels"}

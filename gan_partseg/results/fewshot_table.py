@@ -30,7 +30,7 @@ from gan_partseg.data.shots import read_latents, read_shots, write_id2label
 from gan_partseg.evaluation.metrics import SegmentationMetrics
 from gan_partseg.files import atomic_write_text, replace_markdown_section
 from gan_partseg.hub import ARTIFACTS_DIR
-from gan_partseg.inversion.latent_optimizer import DEFAULTS
+from gan_partseg.inversion.latent_optimizer import InversionConfig, inversion_settings
 from gan_partseg.jobs.pipelines import invert_rendered
 from gan_partseg.labels import CLASSES_3, CLASSES_10, id2label, to_three_class
 from gan_partseg.models.stylegan2 import StyleGAN2Generator
@@ -51,7 +51,7 @@ def main() -> None:
     ap.add_argument("--n-test", type=int, default=200)
     ap.add_argument("--draws", type=int, default=3)
     ap.add_argument("--steps", type=int, default=400, help="head training steps")
-    ap.add_argument("--inv-steps", type=int, default=DEFAULTS["steps"], help="latent optimizer steps")
+    ap.add_argument("--inv-steps", type=int, default=InversionConfig().steps, help="latent optimizer steps")
     ap.add_argument("--quick", action="store_true",
                     help="a smoke run: 12 pool, 16 test, 1 draw, 50 training and 20 inversion steps, nothing shipped")
     ap.add_argument("--no-ship", action="store_true")
@@ -148,7 +148,8 @@ def write_results(rows: list[dict], args, sec_per_image, work: Path) -> None:
     total = 2 * len(HEADS) * 3 * args.draws
     summary = summarize(rows)
     meta = {"generator": GENERATOR, "pool": args.pool, "n_test": args.n_test, "draws": args.draws,
-            "steps": args.steps, "inversion": {**DEFAULTS, "steps": args.inv_steps}, "inversion_seconds_per_image": sec_per_image,
+            "steps": args.steps, "inversion": inversion_settings(steps=args.inv_steps),
+            "inversion_seconds_per_image": sec_per_image,
             "metric": "weighted IoU (background included), mean over held-out images; mean and std over draws",
             "runs_done": len(rows), "runs_total": total, "complete": len(rows) == total}
     out = {"meta": meta, "summary": summary, "rows": rows}

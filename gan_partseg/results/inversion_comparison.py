@@ -7,7 +7,7 @@ discriminator's features, none = pixel MSE only) and latent space (W+, W): inver
 rendered faces, report PSNR of the reconstruction, seconds per image, and the downstream
 weighted IoU of a fixed 10-class segmenter on the inverted latents. Writes
 docs/results/inversion.json and a section of docs/results.md; the best setting by IoU
-(PSNR breaking ties) is the one ``gan_partseg.inversion.latent_optimizer.DEFAULTS`` should name, unless the
+(PSNR breaking ties) is the one ``gan_partseg.inversion.latent_optimizer.InversionConfig`` should name, unless the
 default is within ``NOISE_POINTS`` of it: 16 faces cannot tell such settings apart, and changing the
 default means rerunning every table made with it (``scripts/run_results.sh``).
 
@@ -28,9 +28,11 @@ from gan_partseg.data import HELD_OUT_SEEDS, render
 from gan_partseg.evaluation.metrics import SegmentationMetrics
 from gan_partseg.files import atomic_write_text, replace_markdown_section
 from gan_partseg.images import uint8_to_tensor
-from gan_partseg.inversion.latent_optimizer import DEFAULTS, LatentOptimizer
+from gan_partseg.inversion.latent_optimizer import InversionConfig, LatentOptimizer
 from gan_partseg.models.fewshot import FewShotSegmenter
 from gan_partseg.models.stylegan2 import StyleGAN2Discriminator
+
+DEFAULT = InversionConfig()
 
 ROOT = Path(__file__).resolve().parents[2]  # the checkout: results are written into its docs/ and runs/
 SETTINGS = [(p, s) for p in ("lite0-64", "lite0", "discriminator", "none") for s in ("w+", "w")]
@@ -41,7 +43,7 @@ RESULTS = ROOT / "docs" / "results" / "inversion.json"
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=16)
-    ap.add_argument("--steps", type=int, default=DEFAULTS["steps"])
+    ap.add_argument("--steps", type=int, default=DEFAULT.steps)
     ap.add_argument("--segmenter", default="toyfaces-64-fewshot-10c-10shot")
     ap.add_argument("--summarize-only", action="store_true", help="rewrite the docs/results.md section from "
                     "docs/results/inversion.json; invert nothing")
@@ -78,7 +80,7 @@ def main() -> None:
 
 def write_section(out: dict) -> None:
     """The "Latent optimizer settings" section of docs/results.md from the JSON ``main`` writes: the
-    table, the best row marked, and how far the default (``DEFAULTS``) is from it."""
+    table, the best row marked, and how far the default (``InversionConfig()``) is from it."""
     rows, best = out["rows"], out["best"]
     steps = out.get("steps", rows[0]["steps"])
     lines = ["## Latent optimizer settings", "",
@@ -89,14 +91,14 @@ def write_section(out: dict) -> None:
         mark = " **(best)**" if r == best else ""
         lines.append(f"| {r['perceptual']}{mark} | {r['space']} | {r['psnr']:.2f} | {100 * r['weighted_iou']:.1f} | "
                      f"{100 * r['mean_iou']:.1f} | {r['seconds_per_image']:.1f} |")
-    default = next((r for r in rows if r["perceptual"] == DEFAULTS["perceptual"] and r["space"] == DEFAULTS["space"]),
+    default = next((r for r in rows if r["perceptual"] == DEFAULT.perceptual and r["space"] == DEFAULT.space),
                    None)
     if default is not None:
         gap = 100 * (best["weighted_iou"] - default["weighted_iou"])
         verdict = (f"within the {NOISE_POINTS:g} point that {out['n_images']} faces cannot resolve, so the default "
                    "stays" if gap <= NOISE_POINTS else
-                   "more than the noise: change `DEFAULTS` and rerun `scripts/run_results.sh`")
-        name = f"The default (`DEFAULTS`: {DEFAULTS['perceptual']}, {DEFAULTS['space']})"
+                   "more than the noise: change `InversionConfig`'s defaults and rerun `scripts/run_results.sh`")
+        name = f"The default (`InversionConfig`: {DEFAULT.perceptual}, {DEFAULT.space})"
         if round(gap, 1) <= 0:  # the best is picked among weighted IoUs equal to 0.1 points by PSNR
             lines += ["", f"{name} ties the best on weighted IoU ({100 * default['weighted_iou']:.1f}; ties go to "
                       "the higher PSNR), so the default stays."]

@@ -32,13 +32,13 @@ TRACKED = REPRODUCE / "part-detector"
 DETECTOR_SEEDS = TRAIN_SEEDS[800_000:]
 
 
-def train_part_detector(work: Path = WORK, n: int = 4000, epochs: int = 8, widths: str = "16,32,64,128",
+def train_part_detector(work: Path = WORK, n: int = 4000, epochs: int = 8, widths: tuple[int, ...] = (16, 32, 64, 128),
                         size: int = 64) -> Path:
     """Render ``n`` labelled faces and train the detector into ``work``; returns its best folder."""
     data = work / "rendered"
     if not (data / "dataset_info.json").exists():
         export_hf_dataset(DETECTOR_SEEDS[:n], data, size=size, classes=10)
-    return train_autoshot(TrainAutoShotConfig(data=str(data), out=str(work / "run"), widths=widths, epochs=epochs,
+    return train_autoshot(TrainAutoShotConfig(data=str(data), out=str(work / "run"), widths=list(widths), epochs=epochs,
                                               batch=32, n_val=100))
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +46,7 @@ from gan_partseg.training.loop import fit
 class TrainAutoShotConfig:
     data: str = "runs/dataset"
     out: str = "runs/autoshot"
-    widths: str = "32,64,128,256"
+    widths: list[int] = field(default_factory=lambda: [32, 64, 128, 256])
     epochs: int = 10
     batch: int = 32
     lr: float = 1e-3
@@ -70,6 +70,11 @@ class TrainAutoShotConfig:
     balance: str = "inv-sqrt"
     max_weight: float = 50.0
     dice_weight: float = 1.0
+
+    def __post_init__(self):
+        if isinstance(self.widths, str):  # configs saved before 2026-12-03 wrote "16,32,64,128"
+            self.widths = [int(w) for w in self.widths.split(",")]
+        self.widths = [int(w) for w in self.widths]
 
 
 RESUME_KEYS = ["data", "widths", "batch", "lr", "weight_decay", "targets", "drop_uncertain", "uncertainty",
@@ -192,7 +197,7 @@ def train_autoshot(cfg: TrainAutoShotConfig, progress: bool = True) -> Path:
     accelerator = make_accelerator(mixed_precision=cfg.mixed_precision)
     torch.manual_seed(cfg.seed)
     model = AutoShotSegmenter(AutoShotSegmenterConfig(
-        widths=[int(w) for w in cfg.widths.split(",")], image_size=size, id2label=id2label,
+        widths=list(cfg.widths), image_size=size, id2label=id2label,
         source_segmenter=info["segmenter"]))
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     model, optimizer = accelerator.prepare(model, optimizer)

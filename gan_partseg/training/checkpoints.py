@@ -65,6 +65,11 @@ def config_differences(path: Path, config: Any, keys: list[str]) -> dict[str, tu
     """
     saved = json.loads(Path(path).read_text())
     current = asdict(config)
+    names = {f.name for f in fields(config)}
+    try:  # through the config class, so an older spelling of a value ("16,32" for [16, 32]) reads as today's
+        saved = {**saved, **asdict(type(config)(**{k: v for k, v in saved.items() if k in names}))}
+    except (TypeError, ValueError):
+        pass
     defaults = {f.name: f.default for f in fields(config) if f.default is not MISSING}
     recorded = {k: saved.get(k, defaults.get(k)) for k in keys}
     return {k: (recorded[k], current.get(k)) for k in keys if recorded[k] != _jsonable(current.get(k))}

@@ -46,6 +46,7 @@ class TrainFewShotConfig:
     output_size: int | None = None
     checkpoint_body: bool = False
     mixed_precision: str = "no"
+    layers: list[str] | None = None  # generator layers the head reads (None: every synthesis layer)
 
 
 @torch.no_grad()
@@ -64,8 +65,8 @@ def shot_features(generator: StyleGAN2Generator, shots: list[Shot], layers: list
 
 
 def train_fewshot(cfg: TrainFewShotConfig, generator: StyleGAN2Generator | None = None,
-                  shots: tuple[list[Shot], dict[int, str]] | None = None, progress: bool = True,
-                  layers: list[str] | None = None) -> FewShotSegmenter:
+                  shots: tuple[list[Shot], dict[int, str]] | None = None, progress: bool = True
+                  ) -> FewShotSegmenter:
     """Train a head on the shots in ``cfg.shots`` (or ``shots`` given as read_shots' result).
 
     Writes the model folder to ``cfg.out`` when set. Everything is validated before training starts.
@@ -90,7 +91,7 @@ def train_fewshot(cfg: TrainFewShotConfig, generator: StyleGAN2Generator | None 
 
     accelerator = make_accelerator(mixed_precision=cfg.mixed_precision)
     torch.manual_seed(cfg.seed)
-    config = FewShotSegmenterConfig.for_generator(generator, cfg.generator, id2label, layers=layers,
+    config = FewShotSegmenterConfig.for_generator(generator, cfg.generator, id2label, layers=cfg.layers,
                                                   output_size=size, checkpoint_body=cfg.checkpoint_body,
                                                   **head_fields)
     model = FewShotSegmenter(config)
