@@ -15,7 +15,7 @@ from gan_partseg.data.labelled import find_id2label
 from gan_partseg.data.pascal_part import import_pascal_part
 from gan_partseg.data.shots import write_id2label, write_shot
 from gan_partseg.demo import run_demo
-from gan_partseg.evaluation.evaluate import evaluate_fewshot, evaluate_segmenter
+from gan_partseg.evaluation.evaluate import evaluate_segmenter
 from gan_partseg.evaluation.frechet import fd_report
 from gan_partseg.files import atomic_write_text
 from gan_partseg.hub import bundled_artifacts, push_folder
@@ -101,8 +101,10 @@ def _add_dataclass_flags(parser: argparse.ArgumentParser, cls, skip: tuple[str, 
         shown = (json.dumps(default) if isinstance(default, dict)
                  else ",".join(map(str, default)) if isinstance(default, list) else default)
         text = FLAG_HELP.get(f.name, "")
-        parser.add_argument("--" + f.name.replace("_", "-"), type=kind, default=default,
-                            help=f"{text} (default: {shown})".strip())
+        flags = ["--" + f.name.replace("_", "-")]
+        if f.name == "batch":  # one spelling across commands: --batch-size (--batch kept one release)
+            flags = ["--batch-size", "--batch"]
+        parser.add_argument(*flags, dest=f.name, type=kind, default=default, help=f"{text} (default: {shown})".strip())
 
 
 def _cmd_convert(args) -> None:
@@ -169,7 +171,7 @@ def _cmd_grid(args) -> None:
     print(f"wrote {args.out}")
 
 
-def _cmd_fid(args) -> None:
+def _cmd_fd(args) -> None:
     g = StyleGAN2Generator.from_pretrained(args.generator).eval()
     report = fd_report(g, n=args.n, seed=args.seed,
                        untrained_factory=lambda: StyleGAN2Generator(g.config) if args.untrained else None)
@@ -216,6 +218,22 @@ def _discriminator_if_needed(args, generator_name: str) -> dict:
         return {}
 
     return {"discriminator": StyleGAN2Discriminator.from_pretrained(generator_name, subfolder="discriminator")}
+
+
+def _add_evaluate_flags(p: argparse.ArgumentParser, images_flag: bool = False) -> None:
+    p.add_argument("--segmenter", required=True, help="bundled name or folder")
+    if images_flag:  # the deprecated evaluate-fewshot spelling of --data
+        p.add_argument("--images", dest="data", required=True, help="folder of images")
+    else:
+        p.add_argument("--data", required=True, help="labelled data set folder, or an images folder with --labels")
+    p.add_argument("--labels", required=images_flag, default=None,
+                   help="folder of label PNGs named as the images (then --data is an images folder)")
+    p.add_argument("--n", type=int, default=None, help="only the first n images")
+    p.add_argument("--exclude-class", type=int, default=None, help="leave this class (e.g. 0) out of the averages")
+    p.add_argument("--no-background", action="store_true", help="deprecated: --exclude-class 0")
+    p.add_argument("--out", default=None, help="write the JSON here, and a per-class IoU bar chart beside it (.png)")
+    _add_optimizer_flags(p)
+    p.set_defaults(func=_cmd_evaluate)
 
 
 def _add_optimizer_flags(p: argparse.ArgumentParser) -> None:
@@ -265,13 +283,6 @@ def _write_evaluation(result: dict, out: str | None) -> None:
         print(f"wrote {out} and {png}")
 
 
-def _cmd_evaluate_fewshot(args) -> None:
-    seg = FewShotSegmenter.from_pretrained(args.segmenter)
-    result = evaluate_fewshot(seg, args.images, args.labels, exclude_class=0 if args.no_background else None,
-                              **_optimizer_kwargs(args), **_discriminator_if_needed(args, seg.config.generator))
-    _write_evaluation(result, args.out)
-
-
 def _cmd_make_dataset(args) -> None:
     out = make_dataset(args.segmenter, args.out, n=args.n, shard_size=args.shard_size, truncation=args.truncation,
                        batch_size=args.batch_size)
@@ -301,10 +312,13 @@ def _cmd_import_data(args) -> None:
 def _cmd_evaluate(args) -> None:
     kwargs = _optimizer_kwargs(args)
     batch_size = kwargs.pop("batch_size")
-    if args.perceptual == "discriminator":
-        raise ValueError("evaluate supports --perceptual lite0, lpips or none")
-    result = evaluate_segmenter(args.segmenter, args.data, n=args.n, batch_size=batch_size,
-                                exclude_class=args.exclude_class, **kwargs)
+    segmenter = args.segmenter
+    if args.perceptual == "discriminator":  # the few-shot segmenter's own generator's discriminator
+        segmenter = FewShotSegmenter.from_pretrained(args.segmenter)
+        kwargs.update(_discriminator_if_needed(args, segmenter.config.generator))
+    exclude = 0 if args.no_background else args.exclude_class
+    result = evaluate_segmenter(segmenter, args.data, labels=args.labels, n=args.n, batch_size=batch_size,
+                                exclude_class=exclude, **kwargs)
     _write_evaluation(result, args.out)
 
 
@@ -351,7 +365,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Train a StyleGAN2 on the procedural toy faces. Rerun with --resume to "
                                    "continue from the newest checkpoint. Works under `accelerate launch` on GPUs, "
                                    "and on the cores of one CPU machine under `torchrun --nproc_per_node N "
-                                   "-m gan_partseg.cli train-gan ... --threads 1` (--batch is per process).")
+                                   "-m gan_partseg.cli train-gan ... --threads 1` (--batch-size is per process).")
     _add_dataclass_flags(p, TrainGANConfig, skip=("processes",))
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads per process (0: torch's default; "
@@ -377,13 +391,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", type=int, default=2, help="nearest-neighbour upscaling for viewing")
     p.set_defaults(func=_cmd_grid)
 
-    p = sub.add_parser("fid", help="Fréchet distance (EfficientNet-Lite0 features) vs rendered faces")
-    p.add_argument("--generator", default="toyfaces-64")
-    p.add_argument("--n", type=int, default=2000)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--untrained", action="store_true", help="also score an untrained generator (the ceiling)")
-    p.add_argument("--out", default=None, help="write the JSON report here")
-    p.set_defaults(func=_cmd_fid)
+    for name, text in (("fd", "Fréchet distance on EfficientNet-Lite0 features vs rendered faces (not Inception: "
+                                "no FID)"), ("fid", "deprecated spelling of `fd`")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--generator", default="toyfaces-64")
+        p.add_argument("--n", type=int, default=2000)
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--untrained", action="store_true", help="also score an untrained generator (the ceiling)")
+        p.add_argument("--out", default=None, help="write the JSON report here")
+        p.set_defaults(func=_cmd_fd)
 
     p = sub.add_parser("demo", help="run the whole pipeline on the embedded default and write pictures",
                        description="Sample the generator, segment its samples with the few-shot segmenter, "
@@ -434,14 +450,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_optimizer_flags(p)
     p.set_defaults(func=_cmd_make_shots)
 
-    p = sub.add_parser("evaluate-fewshot", help="segment real images through inversion and score them")
-    p.add_argument("--segmenter", required=True, help="few-shot segmenter: bundled name or folder")
-    p.add_argument("--images", required=True)
-    p.add_argument("--labels", required=True)
-    p.add_argument("--no-background", action="store_true", help="leave background out of the averages")
-    p.add_argument("--out", default=None, help="write the JSON here, and a per-class IoU bar chart beside it (.png)")
-    _add_optimizer_flags(p)
-    p.set_defaults(func=_cmd_evaluate_fewshot)
+    p = sub.add_parser("evaluate-fewshot", help="deprecated: `evaluate --data IMAGES --labels LABELS` does it")
+    _add_evaluate_flags(p, images_flag=True)
 
     p = sub.add_parser("make-dataset", help="label generated images with a few-shot segmenter (Parquet shards)",
                        description="Generate n images, label them with a few-shot segmenter, write Parquet shards. "
@@ -473,17 +483,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=None, help="output size (celebamask-hq 512, pascal-part 256)")
     p.set_defaults(func=_cmd_import_data)
 
-    p = sub.add_parser("evaluate", help="score any segmenter on any labelled data set (IoU JSON)",
+    p = sub.add_parser("evaluate", help="score any segmenter on any labelled data set (per-class IoU JSON)",
                        description="Auto-shot U-Nets segment images directly; few-shot segmenters go through "
-                                   "inversion. DATA: import-data / export-data / make-dataset output, or a PNG "
-                                   "folder with images/, labels/ and id2label.json.")
-    p.add_argument("--segmenter", required=True, help="bundled name or folder")
-    p.add_argument("--data", required=True, help="labelled data set folder")
-    p.add_argument("--n", type=int, default=None, help="only the first n images")
-    p.add_argument("--exclude-class", type=int, default=None, help="leave this class (e.g. 0) out of the averages")
-    p.add_argument("--out", default=None, help="write the JSON here, and a per-class IoU bar chart beside it (.png)")
-    _add_optimizer_flags(p)
-    p.set_defaults(func=_cmd_evaluate)
+                                   "inversion. DATA: import-data / export-data / make-dataset output, a PNG "
+                                   "folder with images/, labels/ and id2label.json, or an images folder with "
+                                   "--labels naming its label folder.")
+    _add_evaluate_flags(p)
 
     p = sub.add_parser("push", help="upload a model folder to the Hugging Face Hub",
                        description="Checks that FOLDER is a valid model repo (config.json, safetensors, README.md "
@@ -501,12 +506,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+DEPRECATED_COMMANDS = {"evaluate-fewshot": "evaluate --data IMAGES --labels LABELS", "fid": "fd"}
+DEPRECATED = {"--no-background": "--exclude-class 0", "--batch": "--batch-size"}
+"""Old spellings that still work for one release (issue 22), and what replaces each."""
+
+
+def _deprecated_spellings(argv: list[str]) -> list[tuple[str, str]]:
+    used = {a.split("=", 1)[0] for a in argv}
+    command = next((a for a in argv if not a.startswith("-")), None)
+    return ([(command, DEPRECATED_COMMANDS[command])] if command in DEPRECATED_COMMANDS else []) + \
+        [(old, new) for old, new in DEPRECATED.items() if old in used]
+
+
 def main(argv: list[str] | None = None) -> int:
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # our own bars say what is going on; transformers' per-file ones add noise
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
+    for old, new in _deprecated_spellings(argv):
+        print(f"gan-partseg: {old} is deprecated and will be removed in the next release; use {new}",
+              file=sys.stderr)
     try:
         args.func(args)
     except (ValueError, KeyError, FileNotFoundError, FileExistsError, OSError, ImportError) as err:

@@ -1,9 +1,13 @@
-"""Files written so that an interrupted run never leaves a half-written one: atomic writes and section updates."""
+"""Files and folders written so that an interrupted run never leaves a half-written one: atomic writes,
+atomic folder swaps and section updates."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -46,3 +50,37 @@ def replace_markdown_section(path: str | os.PathLike, heading: str, section: str
     else:
         text = text.rstrip() + "\n\n" + section
     atomic_write_text(path, text)
+
+
+def swap_in_folder(tmp: str | os.PathLike, path: str | os.PathLike) -> Path:
+    """Put the finished folder ``tmp`` at ``path``: the old folder is moved aside until the new one is in
+    place, so a reader sees the old folder or the new one, never half of one."""
+    tmp, out = Path(tmp), Path(path)
+    if out.exists():
+        old = out.parent / f".{out.name}.old"
+        if old.exists():
+            shutil.rmtree(old)
+        os.replace(out, old)
+        os.replace(tmp, out)
+        shutil.rmtree(old)
+    else:
+        os.replace(tmp, out)
+    return out
+
+
+@contextmanager
+def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
+    """``with atomic_folder(out) as tmp:`` write into the empty folder ``tmp`` beside ``out``; when the block
+    ends it replaces ``out`` (``swap_in_folder``). On an error ``tmp`` is removed and ``out`` is untouched."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.tmp"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    swap_in_folder(tmp, out)

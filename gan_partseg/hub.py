@@ -9,8 +9,9 @@
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
+
+from gan_partseg.files import atomic_folder
 
 ARTIFACTS_DIR = Path(__file__).resolve().parent / "artifacts"
 
@@ -111,22 +112,10 @@ class ResolveBundledMixin:
 def save_pretrained_atomic(model, out_dir: str | os.PathLike, card=None, **kwargs) -> Path:
     """``model.save_pretrained`` (+ the model ``card`` as README.md) into a temp folder, then swap it in."""
     out = Path(out_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    model.save_pretrained(tmp, **kwargs)
-    if card is not None:
-        (tmp / "README.md").write_text(str(card), encoding="utf-8")
-    if out.exists():
-        old = out.parent / f".{out.name}.old"
-        if old.exists():
-            shutil.rmtree(old)
-        os.replace(out, old)
-        os.replace(tmp, out)
-        shutil.rmtree(old)
-    else:
-        os.replace(tmp, out)
+    with atomic_folder(out) as tmp:
+        model.save_pretrained(tmp, **kwargs)
+        if card is not None:
+            (tmp / "README.md").write_text(str(card), encoding="utf-8")
     return out
 
 

@@ -26,5 +26,5 @@ else
   THREADS=2
 fi
 exec "${LAUNCH[@]}" -m gan_partseg.cli train-gan --out "$RUN" --size 64 --n-images 20000 \
-  --batch $((16 / PROCS)) --steps 90000 --checkpoint-every 250 --sample-every 500 --max-minutes 150 --resume \
+  --batch-size $((16 / PROCS)) --steps 90000 --checkpoint-every 250 --sample-every 500 --max-minutes 150 --resume \
   --threads $THREADS "$@"

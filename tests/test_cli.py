@@ -6,7 +6,7 @@ import pytest
 
 from gan_partseg.cli import build_parser, main
 
-COMMANDS = ["convert", "train-gan", "export-data", "grid", "fid", "demo", "artifacts", "sample", "train-fewshot",
+COMMANDS = ["convert", "train-gan", "export-data", "grid", "fd", "fid", "demo", "artifacts", "sample", "train-fewshot",
             "invert", "make-shots", "evaluate-fewshot", "make-dataset", "train-autoshot", "import-data", "evaluate",
             "push"]
 

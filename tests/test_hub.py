@@ -131,3 +131,21 @@ def test_tiny_config_round_trip_through_fresh_hub_model():
     fresh = torch.hub.load(str(ROOT), "stylegan2_generator", source="local", trust_repo=True, pretrained=False,
                            **{k: getattr(cfg, k) for k in ("size", "style_dim", "n_mlp", "channels")})
     assert fresh.feature_shapes() == StyleGAN2Generator(cfg).feature_shapes()
+
+
+def test_atomic_folder_replaces_whole_or_not_at_all(tmp_path):
+    from gan_partseg.files import atomic_folder
+
+    out = tmp_path / "model"
+    with atomic_folder(out) as tmp:
+        (tmp / "a.txt").write_text("one")
+    assert (out / "a.txt").read_text() == "one"
+    with pytest.raises(RuntimeError):
+        with atomic_folder(out) as tmp:
+            (tmp / "b.txt").write_text("half")
+            raise RuntimeError("killed mid-write")
+    assert sorted(p.name for p in out.iterdir()) == ["a.txt"]  # the old folder, untouched
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no temp folder left behind
+    with atomic_folder(out) as tmp:
+        (tmp / "c.txt").write_text("two")
+    assert sorted(p.name for p in out.iterdir()) == ["c.txt"]

@@ -7,7 +7,7 @@ from PIL import Image
 
 from gan_partseg.cli import main as cli_main
 from gan_partseg.data.shots import read_shots
-from gan_partseg.evaluation.evaluate import evaluate_fewshot
+from gan_partseg.evaluation.evaluate import evaluate_segmenter
 from gan_partseg.evaluation.metrics import evaluate_arrays
 from gan_partseg.images import load_image, save_image, tensor_to_uint8
 from gan_partseg.inversion.latent_optimizer import (
@@ -120,10 +120,10 @@ def test_make_shots_output_trains_and_evaluate_matches_metrics(noisy_generator, 
     model = train_fewshot(TrainFewShotConfig(generator=gen, shots=str(tmp_path / "shots"), head="mlp-1", steps=20,
                                              out=str(tmp_path / "seg")), progress=False)
     assert model.n_classes == 3
-    # evaluate-fewshot numbers equal metrics on the same arrays
+    # evaluate's numbers equal metrics on the same arrays
     seg = FewShotSegmenter.from_pretrained(tmp_path / "seg")
     kw = dict(space="w+", steps=30, perceptual="none", n_mean_latent=500, progress=False)
-    result = evaluate_fewshot(seg, tmp_path / "real" / "images", tmp_path / "real" / "labels", **kw)
+    result = evaluate_segmenter(seg, tmp_path / "real" / "images", labels=tmp_path / "real" / "labels", **kw)
     images = torch.stack([torch.from_numpy(load_image(tmp_path / "real" / "images" / f"r{i}.png", 32)[0])
                           for i in range(2)]).permute(0, 3, 1, 2).float() / 127.5 - 1
     pred = seg.segment_images(images, **kw).labels
@@ -132,10 +132,21 @@ def test_make_shots_output_trains_and_evaluate_matches_metrics(noisy_generator, 
     assert result["weighted_iou"] == pytest.approx(expected["weighted_iou"])
     assert result["per_class_iou"] == pytest.approx(expected["per_class_iou"])
     # the CLI prints the same JSON
-    assert cli_main(["evaluate-fewshot", "--segmenter", str(tmp_path / "seg"), "--images",
+    assert cli_main(["evaluate", "--segmenter", str(tmp_path / "seg"), "--data",
                      str(tmp_path / "real" / "images"), "--labels", str(tmp_path / "real" / "labels"),
                      "--steps", "30", "--perceptual", "none", "--out", str(tmp_path / "eval.json")]) == 0
-    assert json.loads((tmp_path / "eval.json").read_text())["n_images"] == 2
+    printed = json.loads((tmp_path / "eval.json").read_text())
+    assert printed["n_images"] == 2 and printed["per_class_iou"] == pytest.approx(result["per_class_iou"])
+    # the old spellings still work for one release, and say what replaces them
+    capsys.readouterr()
+    assert cli_main(["evaluate-fewshot", "--segmenter", str(tmp_path / "seg"), "--images",
+                     str(tmp_path / "real" / "images"), "--labels", str(tmp_path / "real" / "labels"),
+                     "--no-background", "--steps", "30", "--perceptual", "none",
+                     "--out", str(tmp_path / "old.json")]) == 0
+    err = capsys.readouterr().err
+    assert "evaluate-fewshot is deprecated" in err and "use --exclude-class 0" in err
+    old = json.loads((tmp_path / "old.json").read_text())
+    assert "dark" not in old["per_class_iou"] and "mid" in old["per_class_iou"]  # class 0 left out
     assert Image.open(tmp_path / "eval.png").mode == "RGB"
 
 

@@ -14,7 +14,6 @@ HF data set: ``save_to_disk`` folder with columns ``image`` and ``label`` (both
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from gan_partseg.data.toyfaces import HELD_OUT_SEEDS, TRAIN_SEEDS, render
-from gan_partseg.files import atomic_write_text
+from gan_partseg.files import atomic_folder, atomic_write_text
 from gan_partseg.images import save_image
 from gan_partseg.labels import CLASSES_3, CLASSES_10, id2label, to_three_class
 
@@ -109,16 +108,9 @@ def save_labelled_dataset(rows: Iterable[dict], out_dir: str | Path, id2label_ma
     if not rows:
         raise ValueError(f"no samples to write to {out_dir}")
     ds = datasets.Dataset.from_list(rows, features=features, info=info)
-    out = Path(out_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    ds.save_to_disk(str(tmp))
-    atomic_write_text(tmp / "id2label.json", json.dumps({str(k): v for k, v in id2label_map.items()}, indent=2))
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
+    with atomic_folder(out_dir) as tmp:
+        ds.save_to_disk(str(tmp))
+        atomic_write_text(tmp / "id2label.json", json.dumps({str(k): v for k, v in id2label_map.items()}, indent=2))
     return ds
 
 

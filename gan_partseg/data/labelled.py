@@ -27,26 +27,22 @@ def find_id2label(labels_dir) -> dict[int, str]:
     raise FileNotFoundError(f"no id2label.json in {labels_dir} or its parent; pass --classes 10|3")
 
 
-def load_labelled(data, size: int | None = None, n: int | None = None) -> tuple[np.ndarray, np.ndarray, dict, list]:
+def load_labelled(data, size: int | None = None, n: int | None = None, labels=None
+                  ) -> tuple[np.ndarray, np.ndarray, dict | None, list]:
     """Images (N, H, W, 3) uint8, labels (N, H, W) uint8, id2label and notes from a labelled data set.
 
     ``data``: a saved labelled data set (``export-data``, ``import-data``), a generated one
-    (``make-dataset``), or a PNG folder (``images/``, ``labels/``, ``id2label.json``). With ``size`` every
-    image is resized (bilinear) and every label map (nearest) to it.
+    (``make-dataset``), a PNG folder (``images/``, ``labels/``, ``id2label.json``), or, with ``labels``, a
+    folder of images whose label maps (same names) are in ``labels`` (id2label None when no id2label.json
+    is beside them). With ``size`` every image is resized (bilinear) and every label map (nearest) to it.
     """
 
     folder = Path(data)
-    notes: list[str] = []
+    if labels is not None:
+        return _png_pairs(folder, Path(labels), size, n, required_id2label=False)
     if (folder / "images").is_dir() and (folder / "labels").is_dir():
-        paths = list_images(folder / "images")[:n]
-        id2label = find_id2label(folder / "labels")
-        images, labels = [], []
-        for p in paths:
-            arr, note = load_image(p, size)
-            images.append(arr)
-            notes += note
-            labels.append(load_label_map(matching_label(folder / "labels", p), size or arr.shape[0]))
-        return np.stack(images), np.stack(labels).astype(np.uint8), id2label, notes
+        return _png_pairs(folder / "images", folder / "labels", size, n, required_id2label=True)
+    notes: list[str] = []
     x, y, _, info = load_training_set(str(folder))
     if n is not None:
         x, y = x[:n], y[:n]
@@ -59,6 +55,23 @@ def load_labelled(data, size: int | None = None, n: int | None = None) -> tuple[
         images = np.stack([np.asarray(Image.fromarray(a).resize((size, size), Image.BILINEAR)) for a in images])
         labels = np.stack([np.asarray(Image.fromarray(a).resize((size, size), Image.NEAREST)) for a in labels])
     return images, labels, {int(k): v for k, v in info["id2label"].items()}, notes
+
+
+def _png_pairs(images_dir: Path, labels_dir: Path, size: int | None, n: int | None, required_id2label: bool):
+    paths = list_images(images_dir)[:n]
+    try:
+        id2label = find_id2label(labels_dir)
+    except FileNotFoundError:
+        if required_id2label:
+            raise
+        id2label = None
+    images, labels, notes = [], [], []
+    for p in paths:
+        arr, note = load_image(p, size)
+        images.append(arr)
+        notes += note
+        labels.append(load_label_map(matching_label(labels_dir, p), size or arr.shape[0]))
+    return np.stack(images), np.stack(labels).astype(np.uint8), id2label, notes
 
 
 def load_training_set(data: str, drop_uncertain: float = 0.0, uncertainty: str = "entropy"

@@ -104,14 +104,8 @@ class FewShotSegmenter(ResolveBundledMixin, PreTrainedModel):
         self.post_init()
 
     def _init_weights(self, module):
-        if hasattr(module, "reset_parameters"):
+        if hasattr(module, "reset_parameters"):  # every layer of a head has one (PointwiseProjection too)
             module.reset_parameters()
-        elif module.__class__.__name__ == "PointwiseProjection":
-            import math
-
-            bound = 1 / math.sqrt(module.weight.shape[1])
-            torch.nn.init.uniform_(module.weight, -bound, bound)
-            torch.nn.init.uniform_(module.bias, -bound, bound)
 
     @property
     def id2label(self) -> dict[int, str]:

@@ -73,7 +73,11 @@ class PointwiseProjection(nn.Module):
         total = sum(self.splits)
         self.weight = nn.Parameter(torch.empty(out_channels, total))
         self.bias = nn.Parameter(torch.empty(out_channels))
-        bound = 1 / math.sqrt(total)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """nn.Conv2d's default for a 1x1 conv over all channels: U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
+        bound = 1 / math.sqrt(self.weight.shape[1])
         nn.init.uniform_(self.weight, -bound, bound)
         nn.init.uniform_(self.bias, -bound, bound)
 

@@ -16,12 +16,12 @@ to reproduce/part-detector (tracked, about 2 MB), which every reader loads.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 from pathlib import Path
 
 from gan_partseg.data import TRAIN_SEEDS
 from gan_partseg.data.export import export_hf_dataset
+from gan_partseg.files import atomic_folder
 from gan_partseg.models.autoshot import AutoShotSegmenter
 from gan_partseg.results.cache import REPRODUCE, ROOT
 from gan_partseg.training.autoshot import TrainAutoShotConfig, train_autoshot
@@ -38,8 +38,9 @@ def train_part_detector(work: Path = WORK, n: int = 4000, epochs: int = 8, width
     data = work / "rendered"
     if not (data / "dataset_info.json").exists():
         export_hf_dataset(DETECTOR_SEEDS[:n], data, size=size, classes=10)
+    # plain CE, as the tracked detector was trained (before the balanced default)
     return train_autoshot(TrainAutoShotConfig(data=str(data), out=str(work / "run"), widths=list(widths), epochs=epochs,
-                                              batch=32, n_val=100))
+                                              loss="ce", batch=32, n_val=100))
 
 
 def load_part_detector(folder: Path = TRACKED) -> AutoShotSegmenter:
@@ -51,12 +52,8 @@ def load_part_detector(folder: Path = TRACKED) -> AutoShotSegmenter:
 
 def track(best: Path, tracked: Path = TRACKED) -> Path:
     """Copy the best epoch's model folder to the tracked place (whole folder swapped at once)."""
-    tmp = tracked.with_name(f".tmp_{tracked.name}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(best, tmp)
-    if tracked.exists():
-        shutil.rmtree(tracked)
-    os.replace(tmp, tracked)
+    with atomic_folder(tracked) as tmp:
+        shutil.copytree(best, tmp, dirs_exist_ok=True)
     return tracked
 
 

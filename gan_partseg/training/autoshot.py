@@ -4,7 +4,8 @@ Each step takes a seeded batch, applies one random affine (rotation, translation
 and horizontal flip jointly to images and targets, and minimises cross-entropy against
 hard labels (the segmenter's argmax, stored in the data set) or soft targets (the
 segmenter's probabilities, regenerated exactly from each row's seed). After every epoch
-it scores the last ``n_val`` held-out rendered faces (weighted IoU), keeps the best model in ``OUT/best``,
+it scores the last ``n_val`` held-out rendered faces and keeps the model of the best *mean* IoU in ``OUT/best``
+(weighted IoU is mostly background: selected by it, an epoch that never predicts an eyebrow can win),
 and checkpoints (``OUT/checkpoints``) so an interrupted run resumes where it stopped.
 
 Run folder::
@@ -64,7 +65,7 @@ class TrainAutoShotConfig:
     mixed_precision: str = "no"
     #: "ce" (plain cross-entropy), "balanced-ce" (class-weighted CE, weights from the training labels' pixel
     #: frequencies, see ``balance``), "ce+dice" (CE + soft Dice over classes), "balanced-ce+dice"
-    loss: str = "ce"
+    loss: str = "balanced-ce+dice"
     #: class weights for the balanced losses: "inv-sqrt" (1/sqrt(freq)) or "median-freq" (median(freq)/freq);
     #: normalised so the pixel-weighted mean weight is 1, then capped at ``max_weight``
     balance: str = "inv-sqrt"
@@ -153,10 +154,11 @@ def heldout_validation_set(id2label: dict[int, str], size: int, n: int) -> tuple
 
 @torch.no_grad()
 def validate(model: AutoShotSegmenter, images: torch.Tensor, labels: torch.Tensor) -> dict:
-    m = SegmentationMetrics(len(model.config.id2label))
+    names = [model.config.id2label[i] for i in range(len(model.config.id2label))]
+    m = SegmentationMetrics(len(names), class_names=names)
     m.update(model.segment(images), labels)
     res = m.compute()
-    return {"weighted_iou": res["weighted_iou"], "mean_iou": res["mean_iou"]}
+    return {"weighted_iou": res["weighted_iou"], "mean_iou": res["mean_iou"], "per_class_iou": res["per_class_iou"]}
 
 
 def save_autoshot(model: AutoShotSegmenter, out: Path, card=None) -> None:
@@ -248,8 +250,9 @@ def train_autoshot(cfg: TrainAutoShotConfig, progress: bool = True) -> Path:
         record = {"step": step, "epoch": step / steps_per_epoch}
         if val is not None and accelerator.is_main_process:
             record.update(validate(unwrapped, *val))
-            if record["weighted_iou"] > state.best:
-                state.best = record["weighted_iou"]
+            if record["mean_iou"] > state.best:  # mean over classes: every part counts (module docstring)
+                state.best = record["mean_iou"]
+                atomic_write_text(run / "best_validation.json", json.dumps(record, indent=2))
                 save_autoshot(unwrapped, run / "best")
             unwrapped.train()
         if log is not None:
@@ -265,7 +268,10 @@ def train_autoshot(cfg: TrainAutoShotConfig, progress: bool = True) -> Path:
         save_autoshot(final, run / "final")
         if val is None:
             save_autoshot(final, run / "best")
-        atomic_write_text(run / "summary.json", json.dumps({"steps": total, "best_val_weighted_iou": state.best,
-                                                            "n_train": len(images)}, indent=2))
+        chosen = json.loads((run / "best_validation.json").read_text()) if (run / "best_validation.json").exists() else {}
+        atomic_write_text(run / "summary.json", json.dumps({
+            "steps": total, "selected_by": "validation mean IoU", "best_val_mean_iou": chosen.get("mean_iou"),
+            "best_val_weighted_iou": chosen.get("weighted_iou"), "best_val_per_class_iou": chosen.get("per_class_iou"),
+            "best_epoch": chosen.get("epoch"), "n_train": len(images)}, indent=2))
     accelerator.wait_for_everyone()
     return run / "best"

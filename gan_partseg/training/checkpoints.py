@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from dataclasses import MISSING, asdict, fields
 from pathlib import Path
 from typing import Any
 
-from gan_partseg.files import atomic_write_text
+from gan_partseg.files import atomic_write_text, swap_in_folder
 
 CHECKPOINT_PREFIX = "step_"
 
@@ -35,9 +34,7 @@ def save_checkpoint(accelerator, run_dir: Path, step: int, keep: int = 2) -> Pat
     accelerator.save_state(str(tmp), safe_serialization=True)
     if accelerator.is_main_process:
         (tmp / "DONE").write_text(str(step))
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
+        swap_in_folder(tmp, final)
         for old in checkpoints(run_dir)[:-keep]:
             shutil.rmtree(old, ignore_errors=True)
     accelerator.wait_for_everyone()

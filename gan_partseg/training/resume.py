@@ -19,14 +19,13 @@ import argparse
 import hashlib
 import json
 import os
-import shutil
 from pathlib import Path
 
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from gan_partseg.files import atomic_write_text
+from gan_partseg.files import atomic_folder, atomic_write_text
 from gan_partseg.training.checkpoints import CHECKPOINT_PREFIX
 
 MANIFEST = "manifest.json"
@@ -62,9 +61,18 @@ def pack_checkpoint(checkpoint: Path, out: Path, references: list[Path] = ()) ->
         raise FileNotFoundError(f"{checkpoint} is not a complete checkpoint (no DONE file)")
     step = int((checkpoint / "DONE").read_text())
     refs = [(Path(r), load_file(str(r))) for r in references]
-    tmp = out.with_name(f".tmp_{out.name}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    with atomic_folder(out) as tmp:
+        manifest = _pack_into(tmp, checkpoint, step, refs, out)
+    run = checkpoint.parent.parent
+    if (run / "train_config.json").exists():
+        atomic_write_text(out.parent / "train_config.json", (run / "train_config.json").read_text())
+    if (run / "log.jsonl").exists():
+        kept = [ln for ln in (run / "log.jsonl").read_text().splitlines() if ln and json.loads(ln).get("step", 0) <= step]
+        atomic_write_text(out.parent / "log.jsonl", "".join(ln + "\n" for ln in kept))
+    return manifest
+
+
+def _pack_into(tmp: Path, checkpoint: Path, step: int, refs: list, out: Path) -> dict:
     files: dict[str, dict] = {}
     for path in sorted(checkpoint.iterdir()):
         name = path.name
@@ -91,15 +99,6 @@ def pack_checkpoint(checkpoint: Path, out: Path, references: list[Path] = ()) ->
         files[name] = entry
     manifest = {"format": 1, "step": step, "files": files}
     atomic_write_text(tmp / MANIFEST, json.dumps(manifest, indent=1))
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(tmp, out)
-    run = checkpoint.parent.parent
-    if (run / "train_config.json").exists():
-        atomic_write_text(out.parent / "train_config.json", (run / "train_config.json").read_text())
-    if (run / "log.jsonl").exists():
-        kept = [ln for ln in (run / "log.jsonl").read_text().splitlines() if ln and json.loads(ln).get("step", 0) <= step]
-        atomic_write_text(out.parent / "log.jsonl", "".join(ln + "\n" for ln in kept))
     return manifest
 
 
@@ -139,9 +138,15 @@ def unpack_checkpoint(packed: Path, run_dir: Path) -> Path:
     manifest = json.loads((packed / MANIFEST).read_text())
     step = manifest["step"]
     root = Path(run_dir) / "checkpoints"
-    final, tmp = root / f"{CHECKPOINT_PREFIX}{step:08d}", root / f".tmp_{CHECKPOINT_PREFIX}{step:08d}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    with atomic_folder(root / f"{CHECKPOINT_PREFIX}{step:08d}") as tmp:
+        _unpack_into(tmp, packed, manifest)
+    for name in RUN_FILES:
+        if (packed.parent / name).exists() and not (run_dir / name).exists():
+            atomic_write_text(run_dir / name, (packed.parent / name).read_text())
+    return root / f"{CHECKPOINT_PREFIX}{step:08d}"
+
+
+def _unpack_into(tmp: Path, packed: Path, manifest: dict) -> None:
     for name, entry in manifest["files"].items():
         kind = entry["kind"]
         if kind == "random_state":
@@ -181,14 +186,7 @@ def unpack_checkpoint(packed: Path, run_dir: Path) -> Path:
                 save_file(tensors, str(tmp / name), metadata={"format": "pt"})
             else:
                 torch.save(tensors, tmp / name)
-    (tmp / "DONE").write_text(str(step))
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
-    for name in RUN_FILES:
-        if (packed.parent / name).exists() and not (run_dir / name).exists():
-            atomic_write_text(run_dir / name, (packed.parent / name).read_text())
-    return final
+    (tmp / "DONE").write_text(str(manifest["step"]))
 
 
 def main(argv: list[str] | None = None) -> None:
