@@ -161,7 +161,8 @@ def main() -> None:
     meta = {"segmenter": args.segmenter, "n_train_images": args.n, "n_test": args.n_test, "epochs": args.epochs,
             "unet_widths": args.widths, "unet_loss": TrainAutoShotConfig().loss, "inversion": inversion_settings(),
             "ablation_inversion_steps": args.ablation_inv_steps,
-            "shots": shot_names, "metric": "IoU x 1: mean over classes (the headline), per class, weighted (per image, background included)",
+            "shots": shot_names,
+            "metric": "IoU x 1: mean over classes (the headline), per class, weighted (per image, background included)",
             "test": f"HELD_OUT_SEEDS[:{args.n_test}]", "validation": "HELD_OUT_SEEDS[-100:]",
             "supervised_data": f"TRAIN_SEEDS[600000:{600000 + args.n}] with true labels"}
     out = {"meta": meta, "rows": rows, "stages": stages, "goals": goals, "timings": timings}
