@@ -14,7 +14,7 @@ from gan_partseg.data.export import export_hf_dataset, export_png, parse_seeds
 from gan_partseg.data.labelled import find_id2label
 from gan_partseg.data.pascal_part import import_pascal_part
 from gan_partseg.data.shots import write_id2label, write_shot
-from gan_partseg.demo import run_demo
+from gan_partseg.demo import lost_classes, run_demo
 from gan_partseg.evaluation.evaluate import evaluate_segmenter
 from gan_partseg.evaluation.frechet import fd_report
 from gan_partseg.files import atomic_write_text
@@ -153,9 +153,15 @@ def _cmd_demo(args) -> None:
     for name, path in paths.items():
         print(f"  {name:18s} {path}")
     summary = json.loads(paths["summary"].read_text())
-    print(f"auto-shot on {args.n_test} held-out faces: weighted IoU "
-          f"{100 * summary['autoshot_heldout']['weighted_iou']:.1f}; inversion + few-shot on {args.n_invert}: "
-          f"{100 * summary['inversion_heldout']['weighted_iou']:.1f} ({summary['seconds']['total']:.0f} s in all)")
+    for label, key, count in (("auto-shot", "autoshot_heldout", args.n_test),
+                              ("inversion + few-shot", "inversion_heldout", args.n_invert)):
+        r = summary[key]
+        per_class = ", ".join(f"{c} {100 * v:.0f}" for c, v in r["per_class_iou"].items() if v is not None)
+        lost = lost_classes(r)
+        print(f"{label} on {count} held-out faces: mean IoU {100 * r['mean_iou']:.1f} (weighted "
+              f"{100 * r['weighted_iou']:.1f})\n  per class: {per_class}"
+              + (f"\n  loses {', '.join(lost)} (IoU under 10)" if lost else ""))
+    print(f"({summary['seconds']['total']:.0f} s in all; the table: {paths['metrics']})")
 
 
 def _cmd_grid(args) -> None:
@@ -295,7 +301,15 @@ def _cmd_train_autoshot(args) -> None:
     values = {f.name: getattr(args, f.name) for f in fields(TrainAutoShotConfig)}
     best = train_autoshot(TrainAutoShotConfig(**values))
     if is_launch_main():
-        print(f"best model (by held-out weighted IoU): {best}")
+        summary = json.loads((best.parent / "summary.json").read_text())
+        pc = summary.get("best_val_per_class_iou") or {}
+        lost = [c for c, v in pc.items() if v is not None and v < 0.10]
+        print(f"best model (by validation mean IoU {100 * (summary.get('best_val_mean_iou') or 0):.1f}, weighted "
+              f"{100 * (summary.get('best_val_weighted_iou') or 0):.1f}): {best}")
+        if pc:
+            print("  per class: " + ", ".join(f"{c} {100 * v:.0f}" for c, v in pc.items() if v is not None))
+        if lost:
+            print(f"  it loses {', '.join(lost)} (IoU under 10): try --loss balanced-ce+dice or more data")
 
 
 def _cmd_import_data(args) -> None:

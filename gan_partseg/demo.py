@@ -144,13 +144,13 @@ def run_demo(out_dir: str | Path = "demo_out", generator: str = DEFAULT_GENERATO
 
     # 5. the metrics table
     table = ["# Demo metrics (held-out rendered faces)", "",
-             "| stage | images | weighted IoU | mean IoU | " + " | ".join(names) + " |",
-             "|" + "---|" * (4 + len(names))]
+             "| stage | images | mean IoU | weighted IoU | " + " | ".join(names) + " | loses (IoU < 10) |",
+             "|" + "---|" * (5 + len(names))]
     for label, count, r in ((f"auto-shot `{autoshot}`", n_test, auto_metrics),
                             (f"inversion + few-shot `{fewshot}`", n_invert, inv_metrics)):
         cells = ["-" if r["per_class_iou"].get(c) is None else f"{100 * r['per_class_iou'][c]:.1f}" for c in names]
-        table.append(f"| {label} | {count} | {100 * r['weighted_iou']:.1f} | {100 * r['mean_iou']:.1f} | "
-                     + " | ".join(cells) + " |")
+        table.append(f"| {label} | {count} | {100 * r['mean_iou']:.1f} | {100 * r['weighted_iou']:.1f} | "
+                     + " | ".join(cells) + f" | {', '.join(lost_classes(r)) or 'none'} |")
     table += ["", f"Inversion: {inv}, mean PSNR {inv_metrics['psnr']:.1f} dB.", ""]
     atomic_write_text(out / "metrics.md", "\n".join(table))
     paths["metrics"] = out / "metrics.md"
@@ -164,6 +164,11 @@ def run_demo(out_dir: str | Path = "demo_out", generator: str = DEFAULT_GENERATO
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
     paths["summary"] = out / "summary.json"
     return paths
+
+
+def lost_classes(result: dict, below: float = 0.10) -> list[str]:
+    """The classes a model loses: present in the truth (IoU defined) but scored under ``below``."""
+    return [c for c, v in result["per_class_iou"].items() if v is not None and v < below]
 
 
 def _brief(result: dict) -> dict:
