@@ -11,7 +11,7 @@ Stages (each writes its pictures into ``out_dir`` and its figures into ``summary
 5. ``metrics.md``: the table of stages 3 and 4.
 
 ``retrain=True`` first redoes every stage from the generator into ``out_dir/retrain``: 10 rendered
-training faces inverted into shots, a CNN-L head trained on them, a generated data set labelled by
+training faces inverted into shots, a CNN-S head trained on them, a generated data set labelled by
 it, and a U-Net trained on that; the pictures and figures then come from those models.
 """
 
@@ -58,8 +58,8 @@ def retrain_pipeline(out: Path, generator: str, n_shots: int = 10, n_data: int =
     invert_rendered(g, generator, list(TRAIN_SEEDS[500_000: 500_000 + n_shots]), shots, with_labels=True)
     write_id2label(shots, id2label(CLASSES_10))
     if not (fewshot / "config.json").exists():
-        say("retrain 2/4: training a CNN-L few-shot head")
-        train_fewshot(TrainFewShotConfig(generator=generator, shots=str(shots), out=str(fewshot), head="cnn-l"),
+        say("retrain 2/4: training a CNN-S few-shot head")
+        train_fewshot(TrainFewShotConfig(generator=generator, shots=str(shots), out=str(fewshot), head="cnn-s"),
                       generator=g)
     say(f"retrain 3/4: labelling {n_data} generated images")
     make_dataset(str(fewshot), out / "dataset", n=n_data, shard_size=min(500, n_data))

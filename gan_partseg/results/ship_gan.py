@@ -74,6 +74,7 @@ def main() -> None:
         raise SystemExit(f"{run} trains a {cfg.disc} discriminator; the artifact ships a StyleGAN2 one (the latent "
                          "optimizer needs it): train one against this generator first")
     out = ARTIFACTS_DIR / NAME
+    g_ema.store_average_latent()  # the truncation latent ships inside the weights (docs/architecture.md)
     save_pretrained_atomic(g_ema, out)
     save_pretrained_atomic(disc, out / "discriminator")
     print(f"shipped step {step} to {out}")
