@@ -319,6 +319,33 @@ def segment_upload(path: str | None, slow: bool, steps: int, progress=gr.Progres
     return over, _area_table(labels, names), inversion, status
 
 
+def quality_markdown(names=(FEWSHOT, AUTOSHOT)) -> str:
+    """Per-class IoU of the bundled segmenters on held-out faces (their ``evaluation.json``), the classes
+    each one loses named; an empty string when none records its figures."""
+    import json
+
+    from gan_partseg.hub import resolve_pretrained
+
+    rows = []
+    for name in names:
+        path = Path(resolve_pretrained(name)) / "evaluation.json"
+        if path.is_file():
+            rows.append((name, json.loads(path.read_text())))
+    if not rows:
+        return ""
+    classes = list(rows[0][1]["per_class_iou"])
+    lines = ["| model | mean IoU | weighted IoU | " + " | ".join(classes) + " |", "|" + "---|" * (3 + len(classes))]
+    lost = []
+    for name, r in rows:
+        pc = r["per_class_iou"]
+        lines.append(f"| {name} | {100 * r['mean_iou']:.0f} | {100 * r['weighted_iou']:.0f} | "
+                     + " | ".join("-" if pc[c] is None else f"{100 * pc[c]:.0f}" for c in classes) + " |")
+        lost += [f"{name} loses {c}" for c, v in pc.items() if v is not None and v < 0.10]
+    note = ("**" + "; ".join(lost) + "** (IoU under 10).") if lost else "Every model finds every part (IoU 10 or more)."
+    return ("### How well the bundled models find each part\nIoU x 100 on held-out rendered faces "
+            f"({rows[0][1]['test']}).\n\n" + "\n".join(lines) + "\n\n" + note)
+
+
 def build_demo() -> gr.Blocks:
     palette = palette_for(len(CLASSES_10))
     brush_colors = ["#%02x%02x%02x" % tuple(int(c) for c in palette[i]) for i in range(1, len(CLASSES_10))]
@@ -326,6 +353,10 @@ def build_demo() -> gr.Blocks:
         gr.Markdown("# gan_partseg\nSegment the parts of a face from a few painted examples, by reading a "
                     "StyleGAN2's activations. Everything runs on the CPU with small models trained on "
                     "procedural toy faces.")
+        quality = quality_markdown()
+        if quality:
+            with gr.Accordion("Model quality, per part", open=False):
+                gr.Markdown(quality)
         with gr.Tab("Generate"):
             with gr.Row():
                 seed = gr.Number(value=7, precision=0, label="seed", minimum=0)

@@ -153,3 +153,16 @@ def test_space_front_matter_names_the_app_and_the_tested_gradio():
     assert str(meta["python_version"]).startswith("3.")
     pinned = [ln for ln in (folder / "requirements.txt").read_text().splitlines() if ln.startswith("gradio")]
     assert pinned == [f"gradio=={gradio.__version__}"]
+
+
+def test_the_space_shows_each_bundled_models_per_part_figures_and_names_what_it_loses():
+    text = app.quality_markdown()
+    assert "| model | mean IoU | weighted IoU | background |" in text and "eyebrow" in text
+    for name in (app.FEWSHOT, app.AUTOSHOT):
+        assert f"| {name} |" in text
+    import json
+
+    from gan_partseg.hub import resolve_pretrained
+    auto = json.loads((Path(resolve_pretrained(app.AUTOSHOT)) / "evaluation.json").read_text())
+    lost = [c for c, v in auto["per_class_iou"].items() if v is not None and v < 0.10]
+    assert all(f"{app.AUTOSHOT} loses {c}" in text for c in lost)

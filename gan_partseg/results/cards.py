@@ -11,6 +11,7 @@ The ship / results scripts call this at their end; run it alone after editing ga
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from gan_partseg import StyleGAN2Discriminator, StyleGAN2Generator
 from gan_partseg.cards import EMBEDDED_STORY, autoshot_card, fewshot_card, generator_card
@@ -69,10 +70,16 @@ def write_cards(verbose: bool = True) -> list[str]:
                             and r["head"] == training["config"]["head"] and r["k"] == training["k"]), None)
                 results = {"summary_row": row, "meta": fewshot["meta"]} if row else None
             card = fewshot_card(name, config, training, results)
+            own = (fewshot or {}).get("meta", {}).get("shipped", {}) or {}
+            own = own.get(str(training["k"])) if training else None
+            if own and own.get("head") == training["config"]["head"]:
+                _write_evaluation(folder, own, f"HELD_OUT_SEEDS[:{fewshot['meta']['n_test']}] through inversion")
             card.save(folder / "README.md")
             card.save(CARDS / f"{name}.md")
         elif "-autoshot-" in name:
             card = autoshot_card(name, autoshot, config=config)
+            if autoshot and "autoshot" in autoshot.get("rows", {}):
+                _write_evaluation(folder, autoshot["rows"]["autoshot"], autoshot["meta"]["test"])
             card.save(folder / "README.md")
             card.save(CARDS / f"{name}.md")
         else:
@@ -81,6 +88,16 @@ def write_cards(verbose: bool = True) -> list[str]:
         if verbose:
             print(f"wrote the card of {name}")
     return written
+
+
+EVALUATION = "evaluation.json"
+"""Beside a bundled segmenter: its own held-out figures (mean, weighted, per class), read by the Space."""
+
+
+def _write_evaluation(folder: Path, result: dict, test: str) -> None:
+    atomic_write_text(folder / EVALUATION, json.dumps(
+        {"test": test, "mean_iou": result["mean_iou"], "weighted_iou": result["weighted_iou"],
+         "per_class_iou": result["per_class_iou"]}, indent=2))
 
 
 if __name__ == "__main__":
