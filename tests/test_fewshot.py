@@ -208,3 +208,29 @@ def test_cli_sample_then_train(tiny_generator, tmp_path, capsys):
                      "--head", "mlp-0", "--out", str(tmp_path / "model")]) == 0
     m = FewShotSegmenter.from_pretrained(tmp_path / "model")
     assert m.config.generator == gen and m.n_classes == 4
+
+
+def test_scaled_dilations_follow_the_output_size_and_the_paper_schedule_stays_reachable():
+    from gan_partseg.models.heads import CNN_DILATIONS, cnn_dilations, parse_head, receptive_field
+
+    assert parse_head("cnn-l") == {"head": "cnn", "cnn_size": "L", "dilation_rule": "paper"}
+    assert parse_head("cnn-l/scale")["dilation_rule"] == "scale"
+    assert cnn_dilations("L", 512, "scale") == CNN_DILATIONS["L"]  # the paper's size: the paper's schedule
+    assert cnn_dilations("L", 64, "scale") == (1, 1, 1, 1, 1, 1, 1)
+    assert cnn_dilations("L", 64, "paper") == CNN_DILATIONS["L"]
+    assert receptive_field("L", 64, "scale") < receptive_field("L", 64) == 61
+    with pytest.raises(ValueError, match="dilation_rule"):
+        cnn_dilations("L", 64, "wide")
+
+
+def test_a_scaled_cnn_head_saves_and_loads_with_its_dilations(tiny_generator, tmp_path):
+    config = FewShotSegmenterConfig.for_generator(tiny_generator, "tiny", {0: "a", 1: "b"}, output_size=32,
+                                                  **parse_head("cnn-l/scale"))
+    model = FewShotSegmenter(config)
+    dilations = [m.dilation[0] for m in model.head.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3)]
+    assert dilations[:7] == [1] * 7  # 32 px: every paper dilation scales down to 1
+    model.save_pretrained(tmp_path / "m")
+    again = FewShotSegmenter.from_pretrained(tmp_path / "m")
+    assert again.config.dilation_rule == "scale"
+    assert [m.dilation[0] for m in again.head.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3)] \
+        == dilations

@@ -43,6 +43,7 @@ class FewShotSegmenterConfig(PreTrainedConfig):
 
     head: str = "cnn"
     cnn_size: str = "L"
+    dilation_rule: str = "paper"  # "scale": CNN dilations follow output_size (models/heads.DILATION_RULES)
     mlp_hidden_layers: int = 1
     ensemble_size: int = 10
     generator: str = "toyfaces-64"
@@ -99,7 +100,8 @@ class FewShotSegmenter(ResolveBundledMixin, PreTrainedModel):
         self.head = SegmentationHead(
             {n: config.feature_channels[n] for n in config.feature_layers}, n_classes=len(config.id2label),
             head=config.head, cnn_size=config.cnn_size, mlp_hidden_layers=config.mlp_hidden_layers,
-            ensemble_size=config.ensemble_size, checkpoint_body=config.checkpoint_body)
+            ensemble_size=config.ensemble_size, checkpoint_body=config.checkpoint_body,
+            dilation_rule=config.dilation_rule, output_size=config.output_size)
         self.__dict__["_generator"] = None
         self.post_init()
 

@@ -39,6 +39,11 @@ from torch.utils.checkpoint import checkpoint
 from gan_partseg.models.features import check_modes, resize, stack_features
 
 CNN_DILATIONS = {"S": (1, 2, 1), "M": (2, 4, 1, 2, 4), "L": (2, 4, 8, 1, 2, 4, 8)}
+DILATION_RULES = ("paper", "scale")
+"""How a CNN head's dilations follow its output size: "paper" keeps ``CNN_DILATIONS`` (chosen for 256-1024 px
+outputs, the exact CNN-S/M/L for real checkpoints); "scale" uses d' = max(1, round(d * output / 512)), the
+paper's schedule at 512 px, shrunk below it (at 64 px CNN-L's 61 px receptive field would span the image)."""
+PAPER_SIZE = 512
 MLP_HIDDEN = {0: (), 1: (128,), 2: (128, 32)}
 PROJ_CHANNELS = 128
 
@@ -46,18 +51,29 @@ PROJ_CHANNELS = 128
 def parse_head(spec: str) -> dict:
     """'cnn-l' | 'cnn-m' | 'cnn-s' | 'mlp-0' | 'mlp-1' | 'mlp-2' | 'ensemble-10' -> config fields."""
     s = spec.strip().lower()
-    if m := re.fullmatch(r"cnn-([sml])", s):
-        return {"head": "cnn", "cnn_size": m.group(1).upper()}
+    if m := re.fullmatch(r"cnn-([sml])(?:/(paper|scale))?", s):  # cnn-l/scale: dilations follow the output size
+        return {"head": "cnn", "cnn_size": m.group(1).upper(), "dilation_rule": m.group(2) or "paper"}
     if m := re.fullmatch(r"mlp-([012])", s):
         return {"head": "mlp", "mlp_hidden_layers": int(m.group(1))}
     if m := re.fullmatch(r"ensemble(?:-(\d+))?", s):
         return {"head": "ensemble", "ensemble_size": int(m.group(1) or 10), "mlp_hidden_layers": 2}
-    raise ValueError(f"unknown head {spec!r}: use cnn-s, cnn-m, cnn-l, mlp-0, mlp-1, mlp-2 or ensemble-N")
+    raise ValueError(f"unknown head {spec!r}: use cnn-s, cnn-m, cnn-l (optionally /scale), mlp-0, mlp-1, mlp-2 or "
+                     "ensemble-N")
 
 
-def receptive_field(cnn_size: str) -> int:
+def cnn_dilations(cnn_size: str, output_size: int | None = None, rule: str = "paper") -> tuple[int, ...]:
+    """The dilations of a CNN head at ``output_size`` px under ``rule`` (``DILATION_RULES``)."""
+    if rule not in DILATION_RULES:
+        raise ValueError(f"dilation_rule must be one of {DILATION_RULES}, got {rule!r}")
+    dil = CNN_DILATIONS[cnn_size]
+    if rule == "paper" or output_size is None:
+        return dil
+    return tuple(max(1, round(d * output_size / PAPER_SIZE)) for d in dil)
+
+
+def receptive_field(cnn_size: str, output_size: int | None = None, rule: str = "paper") -> int:
     """Receptive field (pixels) of a CNN head: 1 + 2 * (sum of dilations) + 2 for the last 3x3."""
-    return 1 + 2 * sum(CNN_DILATIONS[cnn_size]) + 2
+    return 1 + 2 * sum(cnn_dilations(cnn_size, output_size, rule)) + 2
 
 
 class PointwiseProjection(nn.Module):
@@ -127,7 +143,7 @@ class SegmentationHead(nn.Module):
 
     def __init__(self, layer_channels: Mapping[str, int], n_classes: int, head: str = "cnn",
                  cnn_size: str = "L", mlp_hidden_layers: int = 1, ensemble_size: int = 10,
-                 checkpoint_body: bool = False):
+                 checkpoint_body: bool = False, dilation_rule: str = "paper", output_size: int | None = None):
         super().__init__()
         self.kind = head
         self.n_classes = n_classes
@@ -139,7 +155,7 @@ class SegmentationHead(nn.Module):
             self.project = PointwiseProjection(layer_channels, PROJ_CHANNELS)
             self.act = nn.LeakyReLU(0.2, inplace=True)
             layers: list[nn.Module] = []
-            dil = CNN_DILATIONS[cnn_size]
+            dil = cnn_dilations(cnn_size, output_size, dilation_rule)
             widths = [PROJ_CHANNELS] + [64] * (len(dil) - 1) + [32]
             for i, d in enumerate(dil):
                 layers += [nn.Conv2d(widths[i], widths[i + 1], 3, padding=d, dilation=d),
@@ -185,5 +201,6 @@ def disagreement(member_logits: torch.Tensor) -> torch.Tensor:
     return ent(mean) - ent(p).mean(1)
 
 
-__all__ = ["CNN_DILATIONS", "HeadOutput", "PointwiseProjection", "SegmentationHead", "check_modes",
+__all__ = ["CNN_DILATIONS", "DILATION_RULES", "cnn_dilations",
+           "HeadOutput", "PointwiseProjection", "SegmentationHead", "check_modes",
            "disagreement", "parse_head", "receptive_field"]
