@@ -46,7 +46,7 @@ def replace_markdown_section(path: str | os.PathLike, heading: str, section: str
     start = text.find(heading)
     if start >= 0:
         end = text.find("\n## ", start + len(heading))
-        text = text[:start] + section + (text[end + 1:] if end >= 0 else "")
+        text = text[:start] + section + ("\n" + text[end + 1:] if end >= 0 else "")  # a blank line before the next
     else:
         text = text.rstrip() + "\n\n" + section
     atomic_write_text(path, text)

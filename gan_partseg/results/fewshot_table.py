@@ -246,10 +246,14 @@ def per_class_table(summary: list[dict], lost_below: float = 0.10) -> list[str]:
     return lines + [""]
 
 
+def _inversion_text(inv: dict) -> str:
+    return f"{inv['space']}, {inv['steps']} steps, perceptual {inv['perceptual']}, mse {inv['mse']}"
+
+
 def write_markdown(summary: list[dict], meta: dict) -> None:
     lines = ["## Few-shot segmenters on the embedded world (k-shot table)", "",
              f"Generator `{meta['generator']}`; shots: rendered training faces inverted with the default latent "
-             f"optimizer ({meta['inversion']}); test: the first {meta['n_test']} held-out rendered faces, inverted "
+             f"optimizer ({_inversion_text(meta['inversion'])}); test: the first {meta['n_test']} held-out rendered faces, inverted "
              f"once ({meta['inversion_seconds_per_image'] or float('nan'):.1f} s per image on this CPU) and segmented "
              f"by every head; {meta['draws']} independent draws of shots from a pool of {meta['pool']}; "
              f"{meta['steps']} training steps. Cells: **mean IoU x 100 over all classes** (every part counts "
