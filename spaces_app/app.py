@@ -342,8 +342,9 @@ def quality_markdown(names=(FEWSHOT, AUTOSHOT)) -> str:
                      + " | ".join("-" if pc[c] is None else f"{100 * pc[c]:.0f}" for c in classes) + " |")
         lost += [f"{name} loses {c}" for c, v in pc.items() if v is not None and v < 0.10]
     note = ("**" + "; ".join(lost) + "** (IoU under 10).") if lost else "Every model finds every part (IoU 10 or more)."
-    return ("### How well the bundled models find each part\nIoU x 100 on held-out rendered faces "
-            f"({rows[0][1]['test']}).\n\n" + "\n".join(lines) + "\n\n" + note)
+    tests = "; ".join(f"{name}: {r['test']}" for name, r in rows)
+    return ("### How well the bundled models find each part\nIoU x 100 on held-out rendered faces that no "
+            f"model trained on ({tests}).\n\n" + "\n".join(lines) + "\n\n" + note)
 
 
 def build_demo() -> gr.Blocks:

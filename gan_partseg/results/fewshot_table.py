@@ -253,7 +253,8 @@ def _inversion_text(inv: dict) -> str:
 def write_markdown(summary: list[dict], meta: dict) -> None:
     lines = ["## Few-shot segmenters on the embedded world (k-shot table)", "",
              f"Generator `{meta['generator']}`; shots: rendered training faces inverted with the default latent "
-             f"optimizer ({_inversion_text(meta['inversion'])}); test: the first {meta['n_test']} held-out rendered faces, inverted "
+             f"optimizer ({_inversion_text(meta['inversion'])}); test: the first {meta['n_test']} held-out rendered "
+             "faces, inverted "
              f"once ({meta['inversion_seconds_per_image'] or float('nan'):.1f} s per image on this CPU) and segmented "
              f"by every head; {meta['draws']} independent draws of shots from a pool of {meta['pool']}; "
              f"{meta['steps']} training steps. Cells: **mean IoU x 100 over all classes** (every part counts "
