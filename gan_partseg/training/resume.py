@@ -118,8 +118,12 @@ def _pack_optimizer(path: Path, tmp: Path) -> dict:
 
 
 def _pack_random_state(path: Path, tmp: Path) -> dict:
-    # Accelerate's own file from the user's own run (an explicit pack command, not a default path).
-    rs = torch.load(path, map_location="cpu", weights_only=False)
+    # weights_only with exactly the numpy types Accelerate's RNG file holds allowed: nothing else unpickles
+    from numpy._core.multiarray import _reconstruct
+
+    allowed = [_reconstruct, np.ndarray, np.dtype, type(np.dtype(np.uint32))]
+    with torch.serialization.safe_globals(allowed):
+        rs = torch.load(path, map_location="cpu", weights_only=True)
     unknown = set(rs) - {"step", "random_state", "numpy_random_seed", "torch_manual_seed"}
     if unknown:
         raise ValueError(f"{path}: RNG states {sorted(unknown)} (a GPU run?) are not packed; extend _pack_random_state")
