@@ -70,12 +70,29 @@ def legend(id2label: Mapping[int, str], width: int = 0, swatch: int = 12) -> np.
     return np.asarray(canvas)
 
 
-def with_legend(grid: np.ndarray, id2label: Mapping[int, str]) -> np.ndarray:
-    """``grid`` (H, W, 3) with a legend strip below it (padded to a common width)."""
+def with_legend(grid: np.ndarray, id2label: Mapping[int, str], title: str = "") -> np.ndarray:
+    """``grid`` (H, W, 3) with a legend strip below it and ``title`` (lines split on newlines) above it,
+    padded to a common width."""
     strip = legend(id2label, width=grid.shape[1])
     if strip.shape[1] > grid.shape[1]:
         grid = np.pad(grid, ((0, 0), (0, strip.shape[1] - grid.shape[1]), (0, 0)), constant_values=255)
-    return np.concatenate([grid, strip], 0)
+    parts = [grid, strip]
+    if title:
+        parts.insert(0, title_strip(title, grid.shape[1]))
+    return np.concatenate(parts, 0)
+
+
+def title_strip(title: str, width: int, line: int = 14) -> np.ndarray:
+    """Black text on white, one row of ``line`` px per line of ``title``: (H, width, 3) uint8."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    lines = title.split("\n")
+    img = Image.new("RGB", (width, 4 + line * len(lines)), (255, 255, 255))
+    draw = ImageDraw.Draw(img)
+    font = ImageFont.load_default()
+    for i, text in enumerate(lines):
+        draw.text((4, 2 + i * line), text, fill=(0, 0, 0), font=font)
+    return np.asarray(img)
 
 
 def comparison_rows(columns: Sequence[np.ndarray], n_classes: int, scale: int = 1) -> np.ndarray:
