@@ -60,16 +60,29 @@ def weights_fingerprint(*models) -> str:
     """
     import hashlib
 
-    import torch
-
     digest = hashlib.sha256()
     for model in models:
-        for name, tensor in sorted(model.state_dict().items()):
-            t = tensor.detach().to("cpu").contiguous()
-            digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-            digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+        _hash_tensors(digest, model.state_dict())
         digest.update(b"||")
     return digest.hexdigest()[:16]
+
+
+def tensor_digest(tensors) -> str:
+    """SHA-256 (hex) over a state dict's sorted names, dtypes, shapes and bytes."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    _hash_tensors(digest, tensors)
+    return digest.hexdigest()
+
+
+def _hash_tensors(digest, tensors) -> None:
+    import torch
+
+    for name, tensor in sorted(tensors.items()):
+        t = tensor.detach().to("cpu").contiguous()
+        digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
 
 
 def check_model_type(cls, path: str, subfolder: str = "") -> None:

@@ -16,7 +16,6 @@ An Accelerate checkpoint of the embedded GAN is 31 MB; most of it is state a tra
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -26,22 +25,13 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from gan_partseg.files import atomic_folder, atomic_write_text
+from gan_partseg.hub import tensor_digest
 from gan_partseg.training.checkpoints import CHECKPOINT_PREFIX
 
 MANIFEST = "manifest.json"
 RUN_FILES = ("train_config.json", "log.jsonl")
 """What a resume needs beside the checkpoint: kept in the packed checkpoint's parent, so that folder reads as a
 run folder (``training_summary`` follows its ``init_from`` lineage to sibling folders)."""
-
-
-def tensor_digest(tensors: dict[str, torch.Tensor]) -> str:
-    """SHA-256 over the sorted keys, dtypes, shapes and bytes of a state dict."""
-    h = hashlib.sha256()
-    for k in sorted(tensors):
-        t = tensors[k].detach().cpu().contiguous()
-        h.update(f"{k}|{t.dtype}|{tuple(t.shape)}|".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
 
 
 def _same(tensors: dict[str, torch.Tensor], reference: dict[str, torch.Tensor]) -> bool:
