@@ -17,7 +17,7 @@ from gan_partseg.data.shots import write_id2label, write_shot
 from gan_partseg.demo import lost_classes, run_demo
 from gan_partseg.evaluation.evaluate import evaluate_segmenter
 from gan_partseg.evaluation.frechet import fd_report
-from gan_partseg.files import atomic_write_text
+from gan_partseg.files import atomic_write_text, check_output
 from gan_partseg.hub import bundled_artifacts, push_folder
 from gan_partseg.images import make_grid, save_image, tensor_to_uint8, upscale
 from gan_partseg.inversion.latent_optimizer import InversionConfig
@@ -36,7 +36,7 @@ INVERSION = InversionConfig()  # the CLI's inversion defaults
 
 TRUNCATION_HELP = "psi toward the generator's average latent (1 = none)"
 FLAG_HELP = {
-    "loss": "ce | balanced-ce | ce+dice | balanced-ce+dice (auto-shot U-Net; the balanced losses keep rare parts)",
+    "loss": "ce | balanced-ce | ce+dice | balanced-ce+dice (the balanced losses keep rare parts such as eyes)",
     "balance": "class weights of the balanced losses: inv-sqrt or median-freq",
     "head": "cnn-s | cnn-m | cnn-l | mlp-0 | mlp-1 | mlp-2 | ensemble-N (best mean IoU here: cnn-s at 10 shots, mlp-1 at 1-5)",
     "augment": "none, flip (few-shot) or translate-color (GAN)",
@@ -59,6 +59,8 @@ FLAG_HELP = {
             "projections, per-scale heads; hinge loss, no R1)",
     "projected_resize": "with --disc projected: pixels the images are resized to for EfficientNet-Lite0",
     "d_lr": "discriminator learning rate; None means the same as --lr",
+    "overwrite": "replace --out when it holds an earlier model folder (never a folder of anything else)",
+    "ignore_band": "pixels within this many px of a label boundary are not trained on",
 }
 
 
@@ -68,6 +70,14 @@ def _int_list(text: str) -> list[int]:
         return [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma separated integers like 16,32,64, got {text!r}") from None
+
+
+def _bool(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes"):
+        return True
+    if text.lower() in ("0", "false", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
 def _str_list(text: str) -> list[str] | None:
@@ -91,7 +101,7 @@ def _add_dataclass_flags(parser: argparse.ArgumentParser, cls, skip: tuple[str, 
         elif annotation.startswith("list[str]"):
             kind = _str_list
         elif annotation.startswith("bool"):
-            kind = lambda v: v.lower() in ("1", "true", "yes")  # noqa: E731
+            kind = _bool
         elif annotation.startswith("int"):
             kind = int
         elif annotation.startswith("float"):
@@ -104,7 +114,9 @@ def _add_dataclass_flags(parser: argparse.ArgumentParser, cls, skip: tuple[str, 
         flags = ["--" + f.name.replace("_", "-")]
         if f.name == "batch":  # one spelling across commands: --batch-size (--batch kept one release)
             flags = ["--batch-size", "--batch"]
-        parser.add_argument(*flags, dest=f.name, type=kind, default=default, help=f"{text} (default: {shown})".strip())
+        extra = {"nargs": "?", "const": True} if kind is _bool else {}  # --flag alone means true
+        parser.add_argument(*flags, dest=f.name, type=kind, default=default, help=f"{text} (default: {shown})".strip(),
+                            **extra)
 
 
 def _cmd_convert(args) -> None:
@@ -373,6 +385,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--discriminator", action="store_true",
                    help="also write the discriminator (ckpt['d'] / pkl['D']) to OUT_DIR/discriminator")
     p.add_argument("--network", default="G_ema", help="nvidia: which generator of the pickle (G_ema or G)")
+    p.add_argument("--overwrite", action="store_true", help="replace OUT_DIR when it holds an earlier model folder")
     p.set_defaults(func=_cmd_convert)
 
     p = sub.add_parser("train-gan", help="train a StyleGAN2 on rendered toy faces (Accelerate; resumable)",
@@ -393,6 +406,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=64)
     p.add_argument("--classes", type=int, choices=[10, 3], default=10)
     p.add_argument("--format", choices=["datasets", "png"], default="datasets")
+    p.add_argument("--overwrite", action="store_true", help="replace --out when it holds an earlier export")
     p.set_defaults(func=_cmd_export_data)
 
     p = sub.add_parser("grid", help="write a grid of generator samples")
@@ -495,6 +509,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--images", default=None, help="pascal-part: the VOC2010 JPEGImages folder")
     p.add_argument("--object", choices=["car", "horse"], default="car", help="pascal-part: which object")
     p.add_argument("--size", type=int, default=None, help="output size (celebamask-hq 512, pascal-part 256)")
+    p.add_argument("--overwrite", action="store_true", help="replace OUT when it holds an earlier labelled data set")
     p.set_defaults(func=_cmd_import_data)
 
     p = sub.add_parser("evaluate", help="score any segmenter on any labelled data set (per-class IoU JSON)",
@@ -532,6 +547,23 @@ def _deprecated_spellings(argv: list[str]) -> list[tuple[str, str]]:
         [(old, new) for old, new in DEPRECATED.items() if old in used]
 
 
+OUTPUT_FOLDERS = {
+    "convert": ("out_dir", lambda a: "model folder"),
+    "train-fewshot": ("out", lambda a: "model folder"),
+    "export-data": ("out", lambda a: "PNG pairs folder" if a.format == "png" else "labelled data set"),
+    "import-data": ("out", lambda a: "labelled data set"),
+}
+"""Commands that write a whole folder: (its argument, its kind). Checked before any work (``check_output``):
+a file, a folder of anything else, or (without --overwrite) an earlier output, is refused untouched."""
+
+
+def _check_output_folder(args) -> None:
+    if args.command in OUTPUT_FOLDERS:
+        attr, kind = OUTPUT_FOLDERS[args.command]
+        if getattr(args, attr):
+            check_output(getattr(args, attr), kind(args), overwrite=args.overwrite)
+
+
 def main(argv: list[str] | None = None) -> int:
     from transformers.utils import logging as hf_logging
 
@@ -543,6 +575,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"gan-partseg: {old} is deprecated and will be removed in the next release; use {new}",
               file=sys.stderr)
     try:
+        _check_output_folder(args)
         args.func(args)
     except (ValueError, KeyError, FileNotFoundError, FileExistsError, OSError, ImportError) as err:
         print(f"gan-partseg {args.command}: error: {err}", file=sys.stderr)

@@ -122,13 +122,20 @@ class ResolveBundledMixin:
             raise
 
 
-def save_pretrained_atomic(model, out_dir: str | os.PathLike, card=None, **kwargs) -> Path:
-    """``model.save_pretrained`` (+ the model ``card`` as README.md) into a temp folder, then swap it in."""
+def save_pretrained_atomic(model, out_dir: str | os.PathLike, card=None, overwrite: bool = True,
+                           extra_files: dict[str, str] | None = None, **kwargs) -> Path:
+    """``model.save_pretrained`` (+ the model ``card`` as README.md, + ``extra_files`` name -> text) into a temp
+    folder, then swap it in.
+
+    Only an absent or empty ``out_dir``, or an earlier model folder of this package (with ``overwrite``), is
+    replaced; anything else raises :class:`gan_partseg.files.OutputError` before writing."""
     out = Path(out_dir)
-    with atomic_folder(out) as tmp:
+    with atomic_folder(out, "model folder", overwrite) as tmp:
         model.save_pretrained(tmp, **kwargs)
         if card is not None:
             (tmp / "README.md").write_text(str(card), encoding="utf-8")
+        for name, text in (extra_files or {}).items():
+            (tmp / name).write_text(text, encoding="utf-8")
     return out
 
 

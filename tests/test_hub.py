@@ -136,16 +136,17 @@ def test_tiny_config_round_trip_through_fresh_hub_model():
 def test_atomic_folder_replaces_whole_or_not_at_all(tmp_path):
     from gan_partseg.files import atomic_folder
 
-    out = tmp_path / "model"
-    with atomic_folder(out) as tmp:
-        (tmp / "a.txt").write_text("one")
-    assert (out / "a.txt").read_text() == "one"
+    out = tmp_path / "step"
+    with atomic_folder(out, "checkpoint") as tmp:
+        (tmp / "DONE").write_text("1")
+    assert (out / "DONE").read_text() == "1"
     with pytest.raises(RuntimeError):
-        with atomic_folder(out) as tmp:
+        with atomic_folder(out, "checkpoint") as tmp:
             (tmp / "b.txt").write_text("half")
             raise RuntimeError("killed mid-write")
-    assert sorted(p.name for p in out.iterdir()) == ["a.txt"]  # the old folder, untouched
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no temp folder left behind
-    with atomic_folder(out) as tmp:
+    assert sorted(p.name for p in out.iterdir()) == ["DONE"]  # the old folder, untouched
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["step"]  # no temp folder left behind
+    with atomic_folder(out, "checkpoint") as tmp:
+        (tmp / "DONE").write_text("2")
         (tmp / "c.txt").write_text("two")
-    assert sorted(p.name for p in out.iterdir()) == ["c.txt"]
+    assert sorted(p.name for p in out.iterdir()) == ["DONE", "c.txt"]

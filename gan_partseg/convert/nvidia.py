@@ -45,6 +45,7 @@ from gan_partseg.convert.rosinality import (
     save_converted,
 )
 from gan_partseg.convert.unpickle import restricted_load
+from gan_partseg.files import check_output
 from gan_partseg.models.ops import make_kernel
 from gan_partseg.models.stylegan2 import StyleGAN2Generator
 
@@ -313,8 +314,10 @@ def rosinality_to_nvidia(sd: Mapping[str, torch.Tensor], key_map: Mapping[str, s
 
 
 def convert_nvidia(pkl_path: str | os.PathLike, out_dir: str | os.PathLike, network: str = "G_ema",
-                   discriminator: bool = False) -> Path:
-    """Convert an NVIDIA pickle's generator (``G_ema`` by default) into a model folder (+ ``discriminator/``)."""
+                   discriminator: bool = False, overwrite: bool = True) -> Path:
+    """Convert an NVIDIA pickle's generator (``G_ema`` by default) into a model folder (+ ``discriminator/``);
+    ``out_dir`` is checked as in :func:`convert_rosinality` before the pickle is read."""
+    check_output(out_dir, "model folder", overwrite)
     data = load_nvidia_pickle(pkl_path)
     if not isinstance(data.get(network), PersistedModule):
         raise CheckpointError(f"{pkl_path} has no network {network!r} (found {sorted(data)})")
@@ -330,4 +333,4 @@ def convert_nvidia(pkl_path: str | os.PathLike, out_dir: str | os.PathLike, netw
             raise CheckpointError(f"{pkl_path} holds no discriminator 'D'")
         disc = build_discriminator(nvidia_discriminator_to_rosinality(data["D"].named_tensors()), config,
                                    f"{pkl_path} ['D']")
-    return save_converted(generator, disc, out_dir, str(pkl_path), "nvidia")
+    return save_converted(generator, disc, out_dir, str(pkl_path), "nvidia", overwrite)

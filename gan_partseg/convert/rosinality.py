@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from gan_partseg.cards import converted_card
+from gan_partseg.files import check_output
 from gan_partseg.hub import save_pretrained_atomic
 from gan_partseg.models.stylegan2 import (
     StyleGAN2Config,
@@ -157,11 +158,14 @@ def convert_rosinality(
     channel_multiplier: int | None = None,
     lr_mlp: float = 0.01,
     discriminator: bool = False,
+    overwrite: bool = True,
 ) -> Path:
     """Convert a rosinality ``.pt`` into a model folder (``OUT_DIR``; ``OUT_DIR/discriminator`` with ``discriminator``).
 
-    Flags left as None are inferred; given ones must agree with the checkpoint.
+    Flags left as None are inferred; given ones must agree with the checkpoint. ``OUT_DIR`` must not exist,
+    be empty, or (with ``overwrite``) be an earlier model folder: anything else is refused before reading.
     """
+    check_output(out_dir, "model folder", overwrite)
     ckpt = load_pt_safely(ckpt_path)
     sd = dict(_state_dict(ckpt, "g_ema", str(ckpt_path)))
     latent_avg = ckpt.get("latent_avg") if isinstance(ckpt, Mapping) else None
@@ -177,7 +181,7 @@ def convert_rosinality(
     disc = None
     if discriminator:
         disc = build_discriminator(_state_dict(ckpt, "d", str(ckpt_path)), config, f"{ckpt_path} ['d']")
-    return save_converted(generator, disc, out_dir, str(ckpt_path), "rosinality")
+    return save_converted(generator, disc, out_dir, str(ckpt_path), "rosinality", overwrite)
 
 
 def build_discriminator(dsd: Mapping[str, torch.Tensor], config: StyleGAN2Config, what: str) -> StyleGAN2Discriminator:
@@ -189,11 +193,12 @@ def build_discriminator(dsd: Mapping[str, torch.Tensor], config: StyleGAN2Config
 
 
 def save_converted(generator: StyleGAN2Generator, discriminator: StyleGAN2Discriminator | None,
-                   out_dir: str | os.PathLike, source: str, fmt: str) -> Path:
+                   out_dir: str | os.PathLike, source: str, fmt: str, overwrite: bool = True) -> Path:
     """Write the converted model folder (+ card) and ``discriminator/`` when given; returns the folder."""
 
     out = Path(out_dir)
-    save_pretrained_atomic(generator, out, card=converted_card(out.name, generator.config.to_dict(), source, fmt))
+    save_pretrained_atomic(generator, out, card=converted_card(out.name, generator.config.to_dict(), source, fmt),
+                           overwrite=overwrite)
     if discriminator is not None:
         save_pretrained_atomic(discriminator, out / "discriminator")
     return out

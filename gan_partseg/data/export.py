@@ -22,7 +22,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from gan_partseg.data.toyfaces import HELD_OUT_SEEDS, TRAIN_SEEDS, render
-from gan_partseg.files import atomic_folder, atomic_write_text
+from gan_partseg.files import atomic_folder, atomic_write_text, check_output
 from gan_partseg.images import save_image
 from gan_partseg.labels import CLASSES_3, CLASSES_10, id2label, to_three_class
 
@@ -60,9 +60,10 @@ def class_names(classes: int) -> tuple[str, ...]:
 
 
 def export_png(seeds: Iterable[int], out_dir: str | Path, size: int = 64, classes: int = 10,
-               progress: bool = True) -> Path:
-    """Write PNG pairs and ``id2label.json``; files already there are re-written identically."""
-    out = Path(out_dir)
+               progress: bool = True, overwrite: bool = True) -> Path:
+    """Write PNG pairs and ``id2label.json``; files already there are re-written identically. ``out_dir``
+    must be new, empty or (with ``overwrite``) an earlier PNG pairs folder."""
+    out = check_output(out_dir, "PNG pairs folder", overwrite)
     seeds = list(seeds)
     for seed in tqdm(seeds, desc="export png", disable=not progress):
         image, labels = _render_labels(seed, size, classes)
@@ -87,7 +88,7 @@ def export_hf_dataset(seeds: Iterable[int], out_dir: str | Path, size: int = 64,
 
 
 def save_labelled_dataset(rows: Iterable[dict], out_dir: str | Path, id2label_map: dict[int, str], source: str,
-                          size: int | None = None, extra_columns: dict | None = None):
+                          size: int | None = None, extra_columns: dict | None = None, overwrite: bool = True):
     """Write rows {"image": PIL RGB, "label": PIL L (class ids), "seed": int, ...} as a labelled data set.
 
     The one format every labelled data set of this package uses (rendered toy faces, CelebAMask-HQ,
@@ -104,11 +105,12 @@ def save_labelled_dataset(rows: Iterable[dict], out_dir: str | Path, id2label_ma
         description=json.dumps({"id2label": {str(k): v for k, v in id2label_map.items()}, "source": source,
                                 "size": size}),
     )
+    check_output(out_dir, "labelled data set", overwrite)  # before the rows are made: nothing is lost to a refusal
     rows = list(rows)
     if not rows:
         raise ValueError(f"no samples to write to {out_dir}")
     ds = datasets.Dataset.from_list(rows, features=features, info=info)
-    with atomic_folder(out_dir) as tmp:
+    with atomic_folder(out_dir, "labelled data set", overwrite) as tmp:
         ds.save_to_disk(str(tmp))
         atomic_write_text(tmp / "id2label.json", json.dumps({str(k): v for k, v in id2label_map.items()}, indent=2))
     return ds

@@ -52,7 +52,7 @@ def load_part_detector(folder: Path = TRACKED) -> AutoShotSegmenter:
 
 def track(best: Path, tracked: Path = TRACKED) -> Path:
     """Copy the best epoch's model folder to the tracked place (whole folder swapped at once)."""
-    with atomic_folder(tracked) as tmp:
+    with atomic_folder(tracked, "model folder") as tmp:
         shutil.copytree(best, tmp, dirs_exist_ok=True)
     return tracked
 

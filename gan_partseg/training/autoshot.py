@@ -41,6 +41,7 @@ from gan_partseg.models.processing import AutoShotImageProcessor
 from gan_partseg.runtime import check_replicas_agree, make_accelerator, step_generator
 from gan_partseg.training.checkpoints import JsonlLog, check_resume_config, checkpoints, save_checkpoint, write_config
 from gan_partseg.training.loop import fit
+from gan_partseg.training.losses import check_loss, class_weights, segmentation_loss
 
 
 @dataclass
@@ -81,41 +82,6 @@ class TrainAutoShotConfig:
 RESUME_KEYS = ["data", "widths", "batch", "lr", "weight_decay", "targets", "drop_uncertain", "uncertainty",
                "rotate", "translate", "scale_min", "scale_max", "flip", "seed", "loss", "balance", "max_weight",
                "dice_weight"]
-
-LOSSES = ("ce", "balanced-ce", "ce+dice", "balanced-ce+dice")
-
-
-def class_weights(labels: torch.Tensor, n_classes: int, balance: str = "inv-sqrt",
-                  max_weight: float = 50.0) -> torch.Tensor:
-    """Per-class CE weights (n_classes,) from hard labels (N, H, W): rarer classes weigh more.
-
-    Normalised so that sum_c freq_c * w_c = 1 (the average pixel keeps weight 1); classes absent from the
-    labels get the cap.
-    """
-    counts = torch.bincount(labels.reshape(-1), minlength=n_classes).double()
-    freq = counts / counts.sum()
-    present = freq > 0
-    w = torch.zeros(n_classes, dtype=torch.float64)
-    if balance == "inv-sqrt":
-        w[present] = freq[present].rsqrt()
-    elif balance == "median-freq":
-        w[present] = freq[present].median() / freq[present]
-    else:
-        raise ValueError(f"balance must be 'inv-sqrt' or 'median-freq', got {balance!r}")
-    w = w / (freq * w).sum()
-    w[~present] = max_weight
-    return w.clamp(max=max_weight).float()
-
-
-def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1.0) -> torch.Tensor:
-    """1 - mean over classes of the soft Dice between softmax(logits) and the (one-hot or soft) target,
-    summed over the batch and pixels (classes absent from batch and prediction score ~1 via ``smooth``)."""
-    prob = F.softmax(logits, 1)
-    t = F.one_hot(target, logits.shape[1]).permute(0, 3, 1, 2).to(prob.dtype) if target.ndim == 3 else target
-    inter = (prob * t).sum((0, 2, 3))
-    denom = prob.sum((0, 2, 3)) + t.sum((0, 2, 3))
-    return 1 - ((2 * inter + smooth) / (denom + smooth)).mean()
-
 
 def random_affine(images: torch.Tensor, targets: torch.Tensor, cfg: TrainAutoShotConfig,
                   gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -182,8 +148,7 @@ def train_autoshot(cfg: TrainAutoShotConfig, progress: bool = True) -> Path:
 
     if cfg.targets not in ("hard", "soft"):
         raise ValueError(f"targets must be 'hard' or 'soft', got {cfg.targets!r}")
-    if cfg.loss not in LOSSES:
-        raise ValueError(f"loss must be one of {LOSSES}, got {cfg.loss!r}")
+    check_loss(cfg.loss)
     run = Path(cfg.out)
     check_resume_config(run, cfg, RESUME_KEYS)
     images, labels, seeds, info = load_training_set(cfg.data, cfg.drop_uncertain, cfg.uncertainty)
@@ -236,11 +201,7 @@ def train_autoshot(cfg: TrainAutoShotConfig, progress: bool = True) -> Path:
         x, target = random_affine(x, target.to(accelerator.device), cfg, gen)
         with accelerator.autocast():
             logits = model(x).logits
-        logits = logits.float()
-        loss = F.cross_entropy(logits, target, weight=None if weight is None else weight.to(logits.device))
-        if cfg.loss.endswith("dice"):
-            loss = loss + cfg.dice_weight * soft_dice_loss(logits, target)
-        return loss
+        return segmentation_loss(logits.float(), target, cfg.loss, weight, cfg.dice_weight)
 
     def on_step(step: int) -> None:
         state.step = step

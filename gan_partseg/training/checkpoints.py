@@ -34,7 +34,7 @@ def save_checkpoint(accelerator, run_dir: Path, step: int, keep: int = 2) -> Pat
     accelerator.save_state(str(tmp), safe_serialization=True)
     if accelerator.is_main_process:
         (tmp / "DONE").write_text(str(step))
-        swap_in_folder(tmp, final)
+        swap_in_folder(tmp, final, "checkpoint")
         for old in checkpoints(run_dir)[:-keep]:
             shutil.rmtree(old, ignore_errors=True)
     accelerator.wait_for_everyone()

@@ -2,8 +2,9 @@
 
 The generator's activations at every shot's latent are computed once and
 cached at their native resolutions (not the stacked full-size tensor), then
-the head trains with Adam (lr 1e-3, weight decay 1e-3) and cross-entropy, one
-seeded batch per step, optionally with horizontal flips of features and labels.
+the head trains with Adam (lr 1e-3, weight decay 1e-3) and cross-entropy (optionally
+class-balanced, with Dice, and blind to a band around label boundaries), one seeded batch
+per step, optionally with horizontal flips of features and labels.
 """
 
 from __future__ import annotations
@@ -16,17 +17,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from gan_partseg.cards import fewshot_card
 from gan_partseg.data.shots import Shot, ShotsError, check_shots_fit, read_shots
-from gan_partseg.files import atomic_write_text
+from gan_partseg.files import check_output
 from gan_partseg.hub import save_pretrained_atomic
 from gan_partseg.models.fewshot import FewShotSegmenter, FewShotSegmenterConfig
 from gan_partseg.models.heads import parse_head
 from gan_partseg.models.stylegan2 import StyleGAN2Generator
 from gan_partseg.runtime import make_accelerator, step_generator
 from gan_partseg.training.loop import fit
+from gan_partseg.training.losses import boundary_band, check_loss, class_weights, segmentation_loss
 
 
 @dataclass
@@ -47,6 +48,11 @@ class TrainFewShotConfig:
     checkpoint_body: bool = False
     mixed_precision: str = "no"
     layers: list[str] | None = None  # generator layers the head reads (None: every synthesis layer)
+    #: one of training.losses.LOSSES; "balanced-*" weighs classes by 1/sqrt of their pixel share in the shots
+    loss: str = "ce"
+    #: pixels within this many px of a label boundary are not trained on (0: all are)
+    ignore_band: int = 0
+    overwrite: bool = False  # replace an earlier model folder at ``out`` (never a folder of anything else)
 
 
 @torch.no_grad()
@@ -74,6 +80,11 @@ def train_fewshot(cfg: TrainFewShotConfig, generator: StyleGAN2Generator | None 
 
     if cfg.augment not in ("none", "flip"):
         raise ValueError(f"augment must be 'none' or 'flip', got {cfg.augment!r}")
+    check_loss(cfg.loss)
+    if cfg.out:
+        check_output(cfg.out, "model folder", cfg.overwrite)
+    if cfg.ignore_band < 0:
+        raise ValueError(f"ignore_band must be >= 0 px, got {cfg.ignore_band}")
     head_fields = parse_head(cfg.head)
     shot_list, id2label = shots if shots is not None else read_shots(cfg.shots)
     if generator is None:
@@ -100,7 +111,8 @@ def train_fewshot(cfg: TrainFewShotConfig, generator: StyleGAN2Generator | None 
     model, optimizer = accelerator.prepare(model, optimizer)
     generator.to(accelerator.device)
     cache = shot_features(generator, shot_list, config.feature_layers)
-    labels = labels.to(accelerator.device)
+    weight = class_weights(labels, len(id2label)) if cfg.loss.startswith("balanced") else None
+    labels = boundary_band(labels, cfg.ignore_band).to(accelerator.device)
     k = labels.shape[0]
     ensemble = config.head == "ensemble"
 
@@ -116,8 +128,8 @@ def train_fewshot(cfg: TrainFewShotConfig, generator: StyleGAN2Generator | None 
             out = model(feats)
         if ensemble:  # every member learns on its own
             m = out.member_logits
-            return F.cross_entropy(m.flatten(0, 1).float(), target.repeat_interleave(m.shape[1], 0))
-        return F.cross_entropy(out.logits.float(), target)
+            return segmentation_loss(m.flatten(0, 1).float(), target.repeat_interleave(m.shape[1], 0), cfg.loss, weight)
+        return segmentation_loss(out.logits.float(), target, cfg.loss, weight)
 
     out_dir = Path(cfg.out) if cfg.out else None
     t0 = time.time()
@@ -130,19 +142,21 @@ def train_fewshot(cfg: TrainFewShotConfig, generator: StyleGAN2Generator | None 
                               "final_loss": float(np.mean(losses[-10:])) if losses else None,
                               "seconds": round(time.time() - t0, 2)}
     if out_dir is not None:
-        save_fewshot(model, out_dir, losses)
+        save_fewshot(model, out_dir, losses, overwrite=cfg.overwrite)
     return model
 
 
-def save_fewshot(model: FewShotSegmenter, out_dir: str | Path, losses: list[float] | None = None, card=None) -> Path:
-    """The model folder, its model card, ``training.json`` (settings, shot names, losses, seconds), the loss log."""
-
+def save_fewshot(model: FewShotSegmenter, out_dir: str | Path, losses: list[float] | None = None, card=None,
+                 overwrite: bool = True) -> Path:
+    """The model folder, its model card, ``training.json`` (settings, shot names, losses, seconds), the loss
+    log, swapped in as one folder."""
     out_dir = Path(out_dir)
     summary = getattr(model, "training_summary", None)
-    save_pretrained_atomic(model, out_dir, card=card or fewshot_card(out_dir.name, model.config.to_dict(), summary))
+    extra = {}
     if summary is not None:
-        atomic_write_text(out_dir / "training.json", json.dumps(summary, indent=2))
+        extra["training.json"] = json.dumps(summary, indent=2)
     if losses:
-        atomic_write_text(out_dir / "log.jsonl", "".join(json.dumps({"step": i + 1, "loss": v}) + "\n"
-                                                         for i, v in enumerate(losses)))
+        extra["log.jsonl"] = "".join(json.dumps({"step": i + 1, "loss": v}) + "\n" for i, v in enumerate(losses))
+    save_pretrained_atomic(model, out_dir, card=card or fewshot_card(out_dir.name, model.config.to_dict(), summary),
+                           overwrite=overwrite, extra_files=extra)
     return out_dir

@@ -51,7 +51,7 @@ def pack_checkpoint(checkpoint: Path, out: Path, references: list[Path] = ()) ->
         raise FileNotFoundError(f"{checkpoint} is not a complete checkpoint (no DONE file)")
     step = int((checkpoint / "DONE").read_text())
     refs = [(Path(r), load_file(str(r))) for r in references]
-    with atomic_folder(out) as tmp:
+    with atomic_folder(out, "packed checkpoint") as tmp:
         manifest = _pack_into(tmp, checkpoint, step, refs, out)
     run = checkpoint.parent.parent
     if (run / "train_config.json").exists():
@@ -132,7 +132,7 @@ def unpack_checkpoint(packed: Path, run_dir: Path) -> Path:
     manifest = json.loads((packed / MANIFEST).read_text())
     step = manifest["step"]
     root = Path(run_dir) / "checkpoints"
-    with atomic_folder(root / f"{CHECKPOINT_PREFIX}{step:08d}") as tmp:
+    with atomic_folder(root / f"{CHECKPOINT_PREFIX}{step:08d}", "checkpoint") as tmp:
         _unpack_into(tmp, packed, manifest)
     for name in RUN_FILES:
         if (packed.parent / name).exists() and not (run_dir / name).exists():
