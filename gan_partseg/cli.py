@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from dataclasses import MISSING, fields
 from pathlib import Path
@@ -15,6 +16,7 @@ from gan_partseg.data.labelled import find_id2label
 from gan_partseg.data.pascal_part import import_pascal_part
 from gan_partseg.data.shots import write_id2label, write_shot
 from gan_partseg.demo import lost_classes, run_demo
+from gan_partseg.errors import SEED_MAX, ArgumentError, UserError, check_count
 from gan_partseg.evaluation.evaluate import evaluate_segmenter
 from gan_partseg.evaluation.frechet import fd_report
 from gan_partseg.files import atomic_write_text, check_output
@@ -72,6 +74,28 @@ def _int_list(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"expected comma separated integers like 16,32,64, got {text!r}") from None
 
 
+def _count(minimum: int = 1, maximum: int | None = None):
+    """argparse ``type=``: an integer in [minimum, maximum], or the range in the message."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        try:
+            return check_count("it", value, minimum, maximum)
+        except ArgumentError as err:
+            raise argparse.ArgumentTypeError(str(err).removeprefix("it ")) from None
+    parse.__name__ = "integer"
+    return parse
+
+
+_seed = _count(0, SEED_MAX)
+
+POSITIVE_FIELDS = {"steps", "epochs", "batch", "n", "size", "output_size", "style_dim", "n_mlp", "n_images",
+                   "log_every", "sample_every", "checkpoint_every", "d_reg_every", "g_reg_every", "projected_resize"}
+"""Dataclass int fields that count something and must be >= 1 (every other int field: >= 0; seeds 0..2^63-1)."""
+
+
 def _bool(text: str) -> bool:
     if text.lower() in ("1", "true", "yes"):
         return True
@@ -103,7 +127,7 @@ def _add_dataclass_flags(parser: argparse.ArgumentParser, cls, skip: tuple[str, 
         elif annotation.startswith("bool"):
             kind = _bool
         elif annotation.startswith("int"):
-            kind = int
+            kind = _seed if f.name == "seed" else _count(1 if f.name in POSITIVE_FIELDS else 0)
         elif annotation.startswith("float"):
             kind = float
         else:
@@ -246,8 +270,8 @@ def _add_evaluate_flags(p: argparse.ArgumentParser, images_flag: bool = False) -
         p.add_argument("--data", required=True, help="labelled data set folder, or an images folder with --labels")
     p.add_argument("--labels", required=images_flag, default=None,
                    help="folder of label PNGs named as the images (then --data is an images folder)")
-    p.add_argument("--n", type=int, default=None, help="only the first n images")
-    p.add_argument("--exclude-class", type=int, default=None, help="leave this class (e.g. 0) out of the averages")
+    p.add_argument("--n", type=_count(1), default=None, help="only the first n images")
+    p.add_argument("--exclude-class", type=_count(0), default=None, help="leave this class (e.g. 0) out of the averages")
     p.add_argument("--no-background", action="store_true", help="deprecated: --exclude-class 0")
     p.add_argument("--out", default=None, help="write the JSON here, and a per-class IoU bar chart beside it (.png)")
     _add_optimizer_flags(p)
@@ -256,12 +280,12 @@ def _add_evaluate_flags(p: argparse.ArgumentParser, images_flag: bool = False) -
 
 def _add_optimizer_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--space", choices=["w", "w+"], default=INVERSION.space)
-    p.add_argument("--steps", type=int, default=INVERSION.steps, help="optimisation steps per image")
+    p.add_argument("--steps", type=_count(1), default=INVERSION.steps, help="optimisation steps per image")
     p.add_argument("--perceptual", choices=["lite0", "lite0-64", "discriminator", "lpips", "none"],
                    default=INVERSION.perceptual, help="perceptual distance of the inversion loss")
     p.add_argument("--mse", type=float, default=INVERSION.mse, help="weight of the pixel MSE term")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch-size", type=int, default=8, help="images optimised together")
+    p.add_argument("--seed", type=_seed, default=0)
+    p.add_argument("--batch-size", type=_count(1), default=8, help="images optimised together")
 
 
 def _cmd_invert(args) -> None:
@@ -367,6 +391,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="gan-partseg",
         description="One-shot semantic part segmentation by repurposing a pretrained StyleGAN2.",
     )
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback of an error (also GAN_PARTSEG_DEBUG=1)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("convert", help="convert a checkpoint into a model folder",
@@ -377,10 +403,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("ckpt", help="rosinality: the .pt (train.py checkpoint, or converted with g_ema, latent_avg); "
                                 "nvidia: the network-snapshot .pkl")
     p.add_argument("out_dir", help="model folder to write")
-    p.add_argument("--size", type=int, default=None, help="expected size (inferred when absent)")
-    p.add_argument("--style-dim", type=int, default=None, help="expected style_dim (inferred when absent)")
-    p.add_argument("--n-mlp", type=int, default=None, help="expected n_mlp (inferred when absent)")
-    p.add_argument("--channel-multiplier", type=int, default=None, help="expected channel multiplier")
+    p.add_argument("--size", type=_count(1), default=None, help="expected size (inferred when absent)")
+    p.add_argument("--style-dim", type=_count(1), default=None, help="expected style_dim (inferred when absent)")
+    p.add_argument("--n-mlp", type=_count(1), default=None, help="expected n_mlp (inferred when absent)")
+    p.add_argument("--channel-multiplier", type=_count(1), default=None, help="expected channel multiplier")
     p.add_argument("--lr-mlp", type=float, default=0.01, help="mapping lr multiplier (not stored in weights)")
     p.add_argument("--discriminator", action="store_true",
                    help="also write the discriminator (ckpt['d'] / pkl['D']) to OUT_DIR/discriminator")
@@ -395,15 +421,15 @@ def build_parser() -> argparse.ArgumentParser:
                                    "-m gan_partseg.cli train-gan ... --threads 1` (--batch-size is per process).")
     _add_dataclass_flags(p, TrainGANConfig, skip=("processes",))
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads per process (0: torch's default; "
+    p.add_argument("--threads", type=_count(0), default=0, help="torch CPU threads per process (0: torch's default; "
                    "with torchrun on a CPU, 1 per process)")
     p.set_defaults(func=_cmd_train_gan)
 
     p = sub.add_parser("export-data", help="render toy faces to an HF datasets folder or PNG pairs")
     p.add_argument("--out", required=True, help="folder to write")
     p.add_argument("--seeds", default="held-out", help="'train', 'held-out' or 'START:STOP' (default: held-out)")
-    p.add_argument("--n", type=int, default=200, help="number of seeds from the start of --seeds (default: 200)")
-    p.add_argument("--size", type=int, default=64)
+    p.add_argument("--n", type=_count(1), default=200, help="number of seeds from the start of --seeds (default: 200)")
+    p.add_argument("--size", type=_count(1), default=64)
     p.add_argument("--classes", type=int, choices=[10, 3], default=10)
     p.add_argument("--format", choices=["datasets", "png"], default="datasets")
     p.add_argument("--overwrite", action="store_true", help="replace --out when it holds an earlier export")
@@ -412,19 +438,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("grid", help="write a grid of generator samples")
     p.add_argument("--generator", default="toyfaces-64", help="bundled name, folder or hub id")
     p.add_argument("--out", default="samples.png")
-    p.add_argument("--n", type=int, default=32)
-    p.add_argument("--ncol", type=int, default=8)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n", type=_count(1), default=32)
+    p.add_argument("--ncol", type=_count(1), default=8)
+    p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--truncation", type=float, default=TRUNCATION["data"], help=TRUNCATION_HELP)
-    p.add_argument("--scale", type=int, default=2, help="nearest-neighbour upscaling for viewing")
+    p.add_argument("--scale", type=_count(1), default=2, help="nearest-neighbour upscaling for viewing")
     p.set_defaults(func=_cmd_grid)
 
     for name, text in (("fd", "Fréchet distance on EfficientNet-Lite0 features vs rendered faces (not Inception: "
                                 "no FID)"), ("fid", "deprecated spelling of `fd`")):
         p = sub.add_parser(name, help=text)
         p.add_argument("--generator", default="toyfaces-64")
-        p.add_argument("--n", type=int, default=2000)
-        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--n", type=_count(1), default=2000)
+        p.add_argument("--seed", type=_seed, default=0)
         p.add_argument("--untrained", action="store_true", help="also score an untrained generator (the ceiling)")
         p.add_argument("--out", default=None, help="write the JSON report here")
         p.set_defaults(func=_cmd_fd)
@@ -438,19 +464,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--generator", default="toyfaces-64")
     p.add_argument("--fewshot", default="toyfaces-64-fewshot-10c-10shot", help="few-shot segmenter")
     p.add_argument("--autoshot", default="toyfaces-64-autoshot-10c", help="auto-shot U-Net")
-    p.add_argument("--n", type=int, default=16, help="generated samples")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--n-test", type=int, default=100, help="held-out faces for the auto-shot metrics")
-    p.add_argument("--n-invert", type=int, default=4, help="held-out faces segmented through inversion")
-    p.add_argument("--invert-steps", type=int, default=None, help="latent optimizer steps (default: its default)")
+    p.add_argument("--n", type=_count(1), default=16, help="generated samples")
+    p.add_argument("--seed", type=_seed, default=0)
+    p.add_argument("--n-test", type=_count(1), default=100, help="held-out faces for the auto-shot metrics")
+    p.add_argument("--n-invert", type=_count(1), default=4, help="held-out faces segmented through inversion")
+    p.add_argument("--invert-steps", type=_count(1), default=None, help="latent optimizer steps (default: its default)")
     p.add_argument("--retrain", action="store_true", help="redo shots, head, data set and U-Net from the generator")
     p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser("sample", help="write generated examples as a shots folder with empty labels to paint")
     p.add_argument("--generator", default="toyfaces-64", help="bundled name, folder or hub id")
     p.add_argument("--out", required=True, help="shots folder to write (images/, labels/, latents/, id2label.json)")
-    p.add_argument("--n", type=int, default=5)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n", type=_count(1), default=5)
+    p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--truncation", type=float, default=TRUNCATION["view"], help=TRUNCATION_HELP)
     p.add_argument("--space", choices=["w", "w+"], default="w")
     p.add_argument("--classes", type=int, choices=[10, 3], default=10, help="label schema for id2label.json")
@@ -487,10 +513,10 @@ def build_parser() -> argparse.ArgumentParser:
                                    "`accelerate launch -m gan_partseg.cli make-dataset ...`.")
     p.add_argument("--segmenter", required=True, help="few-shot segmenter: bundled name or folder")
     p.add_argument("--out", required=True, help="data set folder")
-    p.add_argument("--n", type=int, default=5000, help="number of samples (seeds 0 .. n-1)")
-    p.add_argument("--shard-size", type=int, default=500)
+    p.add_argument("--n", type=_count(1), default=5000, help="number of samples (seeds 0 .. n-1)")
+    p.add_argument("--shard-size", type=_count(1), default=500)
     p.add_argument("--truncation", type=float, default=TRUNCATION["data"], help=TRUNCATION_HELP)
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--batch-size", type=_count(1), default=16)
     p.set_defaults(func=_cmd_make_dataset)
 
     p = sub.add_parser("train-autoshot", help="train the auto-shot U-Net on a generated (or labelled) data set (resumable)")
@@ -505,10 +531,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("root", help="the released folder (see the description)")
     p.add_argument("out", help="labelled data set folder to write")
     p.add_argument("--classes", type=int, choices=[10, 3], default=10, help="celebamask-hq: 10 or 3 classes")
-    p.add_argument("--n", type=int, default=None, help="celebamask-hq: only faces 0 .. n-1")
+    p.add_argument("--n", type=_count(1), default=None, help="celebamask-hq: only faces 0 .. n-1")
     p.add_argument("--images", default=None, help="pascal-part: the VOC2010 JPEGImages folder")
     p.add_argument("--object", choices=["car", "horse"], default="car", help="pascal-part: which object")
-    p.add_argument("--size", type=int, default=None, help="output size (celebamask-hq 512, pascal-part 256)")
+    p.add_argument("--size", type=_count(1), default=None, help="output size (celebamask-hq 512, pascal-part 256)")
     p.add_argument("--overwrite", action="store_true", help="replace OUT when it holds an earlier labelled data set")
     p.set_defaults(func=_cmd_import_data)
 
@@ -577,7 +603,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         _check_output_folder(args)
         args.func(args)
-    except (ValueError, KeyError, FileNotFoundError, FileExistsError, OSError, ImportError) as err:
+    except (UserError, ValueError, KeyError, FileNotFoundError, FileExistsError, OSError, ImportError) as err:
+        if args.debug or os.environ.get("GAN_PARTSEG_DEBUG"):
+            raise
         print(f"gan-partseg {args.command}: error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -11,6 +11,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from gan_partseg.errors import OutputError
+
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to a temp file beside ``path``, then rename over it."""
@@ -51,11 +53,6 @@ def replace_markdown_section(path: str | os.PathLike, heading: str, section: str
     else:
         text = text.rstrip() + "\n\n" + section
     atomic_write_text(path, text)
-
-
-class OutputError(FileExistsError):
-    """An output path the package will not write: it is a file, or a folder holding what the package did not
-    write (or, without ``overwrite``, an earlier output of the same kind). Raised before any work starts."""
 
 
 MODEL_TYPES = ("stylegan2", "stylegan2_discriminator", "gan_partseg_fewshot", "gan_partseg_autoshot")

@@ -8,9 +8,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
+from gan_partseg.errors import ModelFolderError
 from gan_partseg.files import atomic_folder
 
 ARTIFACTS_DIR = Path(__file__).resolve().parent / "artifacts"
@@ -110,6 +112,7 @@ class ResolveBundledMixin:
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
         path = resolve_pretrained(pretrained_model_name_or_path)
         check_model_type(cls, path, kwargs.get("subfolder", ""))
+        folder = Path(path) / kwargs.get("subfolder", "")
         try:
             return super().from_pretrained(path, *args, **kwargs)
         except OSError as err:
@@ -119,7 +122,51 @@ class ResolveBundledMixin:
                     "Without a network, download the repo on a connected machine "
                     f"(`huggingface-cli download {path} --local-dir DIR`) and pass DIR."
                 ) from err
+            if folder.is_dir():
+                raise ModelFolderError(damaged_folder_message(cls, folder, err)) from None
             raise
+        except Exception as err:  # a local folder: say which file is at fault instead of transformers' internals
+            if not folder.is_dir():
+                raise
+            raise ModelFolderError(damaged_folder_message(cls, folder, err)) from None
+
+
+def damaged_folder_message(cls, folder: Path, err: Exception) -> str:
+    """What is wrong with a local model folder that did not load: a corrupt weights file, config.json fields
+    missing, or weights that do not fit the config (the first line of ``err``)."""
+    from safetensors import safe_open
+
+    for weights in sorted(folder.glob("*.safetensors")):
+        try:
+            with safe_open(str(weights), "pt") as f:
+                for name in f.keys():
+                    f.get_slice(name)
+        except Exception as bad:  # noqa: BLE001 -- any failure to read the header means a damaged file
+            return (f"{weights} is corrupt or truncated ({str(bad).splitlines()[0]}): download the model again, or "
+                    "re-save it (save_pretrained / the command that wrote it)")
+    config_path = folder / "config.json"
+    try:
+        saved = json.loads(config_path.read_text())
+    except (OSError, ValueError):
+        saved = None
+    if isinstance(saved, dict):
+        expected = cls.config_class().to_dict()
+        missing = sorted(k for k in expected if k not in saved and not k.startswith("_") and k not in HF_CONFIG_KEYS)
+        if missing:
+            return (f"{config_path} lacks the fields {', '.join(missing)}, so the weights cannot be placed: it was "
+                    f"not written by save_pretrained of {cls.__name__}; convert or save the model again")
+    first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return (f"{folder} does not load as a {cls.__name__} ({type(err).__name__}: {first}); its config.json and "
+            "weights do not belong together: save or convert the model again")
+
+
+HF_CONFIG_KEYS = {"transformers_version", "architectures", "dtype", "torch_dtype", "return_dict",
+                  "output_hidden_states", "output_attentions", "id2label", "label2id", "problem_type",
+                  "tie_word_embeddings", "chunk_size_feed_forward", "is_encoder_decoder", "add_cross_attention",
+                  "pad_token_id", "bos_token_id", "eos_token_id", "sep_token_id", "decoder_start_token_id",
+                  "tokenizer_class", "prefix", "task_specific_params", "cross_attention_hidden_size",
+                  "tf_legacy_loss", "use_bfloat16", "finetuning_task", "is_decoder", "pruned_heads"}
+"""Keys every transformers config carries: their absence says nothing about the architecture."""
 
 
 def save_pretrained_atomic(model, out_dir: str | os.PathLike, card=None, overwrite: bool = True,

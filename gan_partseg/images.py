@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from gan_partseg.errors import ImageError
 from gan_partseg.files import atomic_write_bytes
 from gan_partseg.labels import palette_for
 
@@ -76,23 +77,16 @@ def upscale(image: np.ndarray, factor: int) -> np.ndarray:
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
 
-def load_image(path: str | os.PathLike, size: int | None = None) -> tuple[np.ndarray, list[str]]:
-    """Read an image file as (size, size, 3) uint8 RGB, saying what was changed.
-
-    Grayscale and palette images are converted to RGB; an alpha channel is
-    composited over white; a non-square image is centre-cropped to a square; a
-    square of another size is resized (Lanczos) to ``size``. Each change adds a
-    note to the returned list. Unreadable files raise ValueError naming the file.
-    """
-    from PIL import UnidentifiedImageError
-
+def open_rgb(path: str | os.PathLike, max_pixels: int | None = None) -> tuple[Image.Image, list[str]]:
+    """An image file as a PIL RGB image of its own size, saying what was changed (the checks and conversions
+    of :func:`load_image` without its crop and resize; the Space reads uploads with it). ``max_pixels``:
+    a lower limit than :data:`MAX_PIXELS`."""
     path = Path(path)
     notes: list[str] = []
-    try:
-        img = Image.open(path)
-        img.load()
-    except (UnidentifiedImageError, OSError) as err:
-        raise ValueError(f"{path} is not a readable image ({err})") from None
+    img = _open_checked(path, "image", max_pixels or MAX_PIXELS)
+    if img.mode in HIGH_BIT_MODES:
+        img = _to_8bit(img)
+        notes.append(f"{path.name}: {HIGH_BIT_MODES[img.info['source_mode']]} image scaled to 8 bits")
     if img.mode in ("RGBA", "LA") or (img.mode == "P" and "transparency" in img.info):
         rgba = img.convert("RGBA")
         bg = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
@@ -101,6 +95,20 @@ def load_image(path: str | os.PathLike, size: int | None = None) -> tuple[np.nda
     elif img.mode != "RGB":
         notes.append(f"{path.name}: {img.mode} image converted to RGB")
         img = img.convert("RGB")
+    return img, notes
+
+
+def load_image(path: str | os.PathLike, size: int | None = None) -> tuple[np.ndarray, list[str]]:
+    """Read an image file as (size, size, 3) uint8 RGB, saying what was changed.
+
+    Grayscale and palette images are converted to RGB (16-bit and 32-bit integer and float images are
+    scaled to 8 bits over their mode's full range); an alpha channel is composited over white; a
+    non-square image is centre-cropped to a square; a square of another size is resized (Lanczos) to
+    ``size``. Each change adds a note to the returned list. Unreadable files, and images over
+    :data:`MAX_PIXELS` (refused from the header, before decoding), raise :class:`ImageError` naming the file.
+    """
+    path = Path(path)
+    img, notes = open_rgb(path)
     w, h = img.size
     if w != h:
         s = min(w, h)
@@ -113,16 +121,59 @@ def load_image(path: str | os.PathLike, size: int | None = None) -> tuple[np.nda
     return np.array(img), notes
 
 
-def load_label_map(path: str | os.PathLike, size: int | None = None) -> np.ndarray:
-    """Read a label PNG (class ids in one channel) as (H, W) int64; centre-crop / nearest-resize like load_image."""
-    path = Path(path)
+MAX_PIXELS = 8192 * 8192
+"""Largest image (pixels) the loaders decode: far above any generator's size (1024 px), far below a
+decompression bomb (a few kB of PNG that would decode to gigabytes)."""
+
+HIGH_BIT_MODES = {"I;16": "16-bit", "I;16B": "16-bit", "I;16L": "16-bit", "I": "32-bit integer", "F": "32-bit float"}
+
+
+def _open_checked(path: Path, what: str, max_pixels: int | None = None):
+    """``Image.open`` + size check from the header + decode, every failure an :class:`ImageError` naming ``path``."""
+    from PIL import UnidentifiedImageError
+
+    limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # the header only: our own limit says the size
+    try:
+        with Image.open(path) as probe:
+            w, h = probe.size
+    except (UnidentifiedImageError, OSError) as err:
+        raise ImageError(f"{path} is not a readable {what} ({err})") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
+    limit = max_pixels or MAX_PIXELS
+    if w * h > limit:
+        raise ImageError(f"{path} is {w}x{h} ({w * h / 1e6:.0f} megapixels), over the limit of "
+                         f"{limit / 1e6:.0f} megapixels: it was not decoded. Resize it first (the generator "
+                         "reads at most 1024 px)")
     try:
         img = Image.open(path)
         img.load()
-    except OSError as err:
-        raise ValueError(f"{path} is not a readable label image ({err})") from None
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as err:
+        raise ImageError(f"{path} is not a readable {what} ({err})") from None
+    return img
+
+
+def _to_8bit(img):
+    """A 16/32-bit integer or float grayscale image as mode L: integers over their type's range (16-bit:
+    0..65535, 32-bit: the image's own max when it exceeds 65535), floats over [0, 1]."""
+    mode = img.mode
+    a = np.asarray(img).astype(np.float64)
+    if mode == "F":
+        scaled = np.clip(a, 0, 1) * 255
+    else:
+        top = 65535.0 if mode.startswith("I;16") or a.max() <= 65535 else float(a.max())
+        scaled = np.clip(a, 0, None) / top * 255
+    out = Image.fromarray(np.round(scaled).astype(np.uint8), mode="L")
+    out.info["source_mode"] = mode
+    return out
+
+
+def load_label_map(path: str | os.PathLike, size: int | None = None) -> np.ndarray:
+    """Read a label PNG (class ids in one channel) as (H, W) int64; centre-crop / nearest-resize like load_image."""
+    path = Path(path)
+    img = _open_checked(path, "label image")
     if img.mode not in ("L", "P", "I", "I;16"):
-        raise ValueError(f"{path} is a {img.mode} image; label maps hold class ids in one channel (mode L or P)")
+        raise ImageError(f"{path} is a {img.mode} image; label maps hold class ids in one channel (mode L or P)")
     w, h = img.size
     if w != h:
         s = min(w, h)

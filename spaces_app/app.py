@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 import shutil
 import tempfile
 import threading
@@ -25,11 +26,12 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from gan_partseg import AutoShotSegmenter, FewShotSegmenter, StyleGAN2Generator
 from gan_partseg.data.shots import Shot, write_id2label, write_shot
-from gan_partseg.images import overlay, tensor_to_uint8, uint8_to_tensor, upscale
+from gan_partseg.errors import ImageError, UserError
+from gan_partseg.images import open_rgb, overlay, tensor_to_uint8, uint8_to_tensor, upscale
 from gan_partseg.labels import CLASSES_3, CLASSES_10, id2label, palette_for, to_three_class
 from gan_partseg.models.stylegan2 import TRUNCATION
 from gan_partseg.visualize import legend
@@ -83,9 +85,13 @@ def friendly_errors(fn):
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except gr.Error:
+        except gr.Error as err:  # an ordinary user error: one log line, no traceback
+            log.info("%s: user error: %s", fn.__name__, err.message)
             raise
-        except Exception as err:  # never a stack trace in the interface
+        except UserError as err:  # the package's own checks (an image, shots, a model folder): one line too
+            log.info("%s: user error: %s", fn.__name__, err)
+            raise gr.Error(re.sub(r"\S*/\S+", "the file", str(err))) from None  # no server path is shown
+        except Exception as err:  # a real fault: logged with its traceback; never a stack trace in the interface
             log.exception("handler %s failed", fn.__name__)
             raise gr.Error(f"Something went wrong ({type(err).__name__}). Please try again; if it persists, "
                            "try another image or fewer steps.") from None
@@ -279,13 +285,11 @@ def open_upload(path: str | None) -> Image.Image:
     if not path:
         raise gr.Error("Upload an image first.")
     try:
-        with Image.open(path) as probe:
-            w, h = probe.size
-            if w * h > MAX_PIXELS:
-                raise gr.Error(f"The image is {w}x{h} ({w * h / 1e6:.0f} megapixels); the limit is "
-                               f"{MAX_PIXELS / 1e6:.0f}. Please downscale it first.")
-            image = probe.convert("RGB")
-    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError):
+        image, _ = open_rgb(path, max_pixels=MAX_PIXELS)  # the package's checks: size from the header, 16-bit, alpha
+    except ImageError as err:
+        if "megapixels" in str(err):
+            raise gr.Error(str(err).replace(str(path), "The image").split(": it was not decoded")[0]
+                           + ". Please downscale it first.") from None
         raise gr.Error("That file is not an image this demo can read (PNG, JPEG, WebP, BMP).") from None
     return image
 

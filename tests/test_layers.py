@@ -7,7 +7,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "gan_partseg"
 
 # bottom to top; a module may import its own layer and the layers below
 LAYERS = [
-    {"labels", "files", "images", "hub", "runtime", "cards", "visualize", "lite0"},
+    {"errors", "labels", "files", "images", "hub", "runtime", "cards", "visualize", "lite0"},
     {"data"},
     {"inversion"},
     {"models"},

@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from gan_partseg.cards import converted_card
+from gan_partseg.errors import CheckpointError
 from gan_partseg.files import check_output
 from gan_partseg.hub import save_pretrained_atomic
 from gan_partseg.models.stylegan2 import (
@@ -36,10 +37,6 @@ from gan_partseg.models.stylegan2 import (
 
 ALLOWED_GLOBALS = [argparse.Namespace]
 """Types a rosinality checkpoint may hold beyond tensors and containers."""
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that is unsafe, of another architecture, or inconsistent."""
 
 
 def load_pt_safely(path: str | os.PathLike) -> Any:

@@ -27,6 +27,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from gan_partseg.data.export import save_labelled_dataset
+from gan_partseg.errors import DatasetError
 from gan_partseg.labels import CLASSES_3, CLASSES_10, id2label, to_three_class
 
 PART_ORDER = ("skin", "nose", "eye_g", "l_eye", "r_eye", "l_brow", "r_brow", "l_ear", "r_ear", "mouth", "u_lip",
@@ -41,7 +42,7 @@ THRESHOLD = 0.4
 IMAGES, MASKS = "CelebA-HQ-img", "CelebAMask-HQ-mask-anno"
 
 
-class CelebAMaskError(ValueError):
+class CelebAMaskError(DatasetError):
     """A folder that does not follow the released CelebAMask-HQ layout."""
 
 

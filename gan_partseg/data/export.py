@@ -22,6 +22,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from gan_partseg.data.toyfaces import HELD_OUT_SEEDS, TRAIN_SEEDS, render
+from gan_partseg.errors import check_count
 from gan_partseg.files import atomic_folder, atomic_write_text, check_output
 from gan_partseg.images import save_image
 from gan_partseg.labels import CLASSES_3, CLASSES_10, id2label, to_three_class
@@ -40,6 +41,7 @@ def parse_seeds(spec: str, n: int | None = None) -> range:
             raise ValueError(f"seeds must be 'train', 'held-out' or 'START:STOP', got {spec!r}") from None
         seeds = range(a, b)
     if n is not None:
+        check_count("n", n)
         if n > len(seeds):
             raise ValueError(f"asked for {n} seeds but {spec!r} has only {len(seeds)}")
         seeds = seeds[:n]

@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from gan_partseg.errors import DatasetError
+
 FORMAT_VERSION = 1
 
 
@@ -45,14 +47,23 @@ def shard_path(out: Path, index: int, total: int) -> Path:
 
 
 def shard_complete(path: Path, expected_rows: int) -> bool:
+    """Whether the shard reads whole (every page, not only the footer) with ``expected_rows`` rows."""
+    return shard_problem(path, expected_rows) is None
+
+
+def shard_problem(path: Path, expected_rows: int | None = None) -> str | None:
+    """None for a good shard, else what is wrong with it (missing, unreadable, too few rows)."""
     if not path.is_file():
-        return False
+        return "missing"
     import pyarrow.parquet as pq
 
     try:
-        return pq.ParquetFile(path).metadata.num_rows == expected_rows
-    except Exception:  # a corrupt shard is redone
-        return False
+        rows = pq.read_table(path).num_rows  # reads the pages too: a damaged page is found here, not in training
+    except Exception as err:  # noqa: BLE001 -- any failure to read means a damaged shard, redone by make-dataset
+        return f"unreadable ({str(err).splitlines()[0] if str(err) else type(err).__name__})"
+    if expected_rows is not None and rows != expected_rows:
+        return f"{rows} rows where {expected_rows} were written"
+    return None
 
 
 def load_generated_dataset(folder: str | os.PathLike, drop_uncertain: float = 0.0, by: str = "entropy"):
@@ -72,7 +83,16 @@ def load_generated_dataset(folder: str | os.PathLike, drop_uncertain: float = 0.
         raise ValueError(f"{folder} is incomplete (missing shards {info.get('missing_shards', '?')}); "
                          "rerun the same make-dataset command to finish it")
     files = sorted(str(p) for p in (folder / "data").glob("train-*.parquet"))
-    ds = datasets.Dataset.from_parquet(files, features=features())
+    try:
+        ds = datasets.Dataset.from_parquet(files, features=features())
+    except Exception:  # name the damaged shard instead of datasets' DatasetGenerationError
+        bad = [(f, why) for f in files if (why := shard_problem(Path(f))) is not None]
+        if not bad:
+            raise
+        f, why = bad[0]
+        raise DatasetError(f"{f} is {why}: rerun the make-dataset command that wrote {folder} (same settings); "
+                           f"it rewrites only the damaged shard{'s' if len(bad) > 1 else ''} "
+                           f"({len(bad)} of {len(files)})") from None
     if drop_uncertain:
         if not 0 <= drop_uncertain < 1:
             raise ValueError("drop_uncertain must be in [0, 1)")

@@ -30,6 +30,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from gan_partseg.data.export import save_labelled_dataset
+from gan_partseg.errors import DatasetError
 from gan_partseg.labels import id2label
 
 SCHEMAS: dict[str, dict] = {
@@ -49,7 +50,7 @@ SCHEMAS: dict[str, dict] = {
 }
 
 
-class PascalPartError(ValueError):
+class PascalPartError(DatasetError):
     """An annotation file that is not PASCAL-Part's, or a part name outside the schema."""
 
 

@@ -26,12 +26,9 @@ from PIL import Image
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save
 
+from gan_partseg.errors import ShotsError
 from gan_partseg.files import atomic_write_bytes, atomic_write_text
 from gan_partseg.images import save_image
-
-
-class ShotsError(ValueError):
-    """A shots folder that cannot be trained on; the message names the file."""
 
 
 @dataclass

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from gan_partseg.data.generated import FORMAT_VERSION, features, png_cell, shard_complete, shard_path
+from gan_partseg.errors import check_count
 from gan_partseg.files import atomic_write_text
 from gan_partseg.hub import weights_fingerprint
 from gan_partseg.images import tensor_to_uint8
@@ -69,6 +70,7 @@ def make_dataset(segmenter_name: str, out: str | os.PathLike, n: int = 5000, sha
     """Write (or finish) the data set; returns its folder. Runs under ``accelerate launch`` as is."""
     import datasets
 
+    check_count("n", n), check_count("shard_size", shard_size), check_count("batch_size", batch_size)
     accelerator = make_accelerator()
     out = Path(out)
     segmenter = FewShotSegmenter.from_pretrained(segmenter_name).eval()

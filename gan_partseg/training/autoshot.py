@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from gan_partseg.cards import autoshot_card
 from gan_partseg.data import HELD_OUT_SEEDS, render_batch
 from gan_partseg.data.labelled import load_training_set
+from gan_partseg.errors import check_count, check_seed
 from gan_partseg.evaluation.metrics import SegmentationMetrics
 from gan_partseg.files import atomic_write_text
 from gan_partseg.hub import save_pretrained_atomic
@@ -149,6 +150,8 @@ def train_autoshot(cfg: TrainAutoShotConfig, progress: bool = True) -> Path:
     if cfg.targets not in ("hard", "soft"):
         raise ValueError(f"targets must be 'hard' or 'soft', got {cfg.targets!r}")
     check_loss(cfg.loss)
+    check_count("epochs", cfg.epochs), check_count("batch", cfg.batch), check_count("n_val", cfg.n_val, 0)
+    check_seed("seed", cfg.seed)
     run = Path(cfg.out)
     check_resume_config(run, cfg, RESUME_KEYS)
     images, labels, seeds, info = load_training_set(cfg.data, cfg.drop_uncertain, cfg.uncertainty)

@@ -20,6 +20,7 @@ import torch
 
 from gan_partseg.cards import fewshot_card
 from gan_partseg.data.shots import Shot, ShotsError, check_shots_fit, read_shots
+from gan_partseg.errors import check_count, check_seed
 from gan_partseg.files import check_output
 from gan_partseg.hub import save_pretrained_atomic
 from gan_partseg.models.fewshot import FewShotSegmenter, FewShotSegmenterConfig
@@ -81,6 +82,7 @@ def train_fewshot(cfg: TrainFewShotConfig, generator: StyleGAN2Generator | None 
     if cfg.augment not in ("none", "flip"):
         raise ValueError(f"augment must be 'none' or 'flip', got {cfg.augment!r}")
     check_loss(cfg.loss)
+    check_count("steps", cfg.steps), check_count("batch", cfg.batch), check_seed("seed", cfg.seed)
     if cfg.out:
         check_output(cfg.out, "model folder", cfg.overwrite)
     if cfg.ignore_band < 0:

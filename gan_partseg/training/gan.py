@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 
 from gan_partseg.cards import generator_card
 from gan_partseg.data import TRAIN_SEEDS, render_batch
+from gan_partseg.errors import check_count, check_seed
 from gan_partseg.files import atomic_write_bytes
 from gan_partseg.hub import save_pretrained_atomic
 from gan_partseg.images import make_grid, save_image, tensor_to_uint8, uint8_to_tensor
@@ -292,6 +293,9 @@ def train_gan(cfg: TrainGANConfig, resume: bool = True, progress: bool = True) -
     """
     from accelerate.utils import DistributedDataParallelKwargs
 
+    for name in ("steps", "batch", "n_images", "size"):
+        check_count(name, getattr(cfg, name))
+    check_seed("seed", cfg.seed)
     run = Path(cfg.out)
     existing = checkpoints(run)
     if existing and not resume:
