@@ -118,7 +118,7 @@ def main() -> None:
         row = {"classes": classes, "head": head, "k": k, "draw": draw,
                "shots": [s.name for s in chosen], "weighted_iou": res["weighted_iou"],
                "mean_iou": res["mean_iou"], "per_class_iou": res["per_class_iou"],
-               "train_seconds": round(train_s, 1)}
+               "train_seconds": round(train_s, 1), "loss": TrainFewShotConfig().loss}
         with open(rows_path, "a") as f:
             f.write(json.dumps(row) + "\n")
         done[key] = row
@@ -157,6 +157,8 @@ def load_rows(work: Path) -> dict:
     if rows_path.exists():
         for line in rows_path.read_text().splitlines():
             r = json.loads(line)
+            if r.get("loss", "ce") != TrainFewShotConfig().loss:  # rows of heads trained with another loss
+                continue
             done[(r["classes"], r["head"], r["k"], r["draw"])] = r
     return done
 
