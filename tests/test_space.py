@@ -166,3 +166,25 @@ def test_the_space_shows_each_bundled_models_per_part_figures_and_names_what_it_
     auto = json.loads((Path(resolve_pretrained(app.AUTOSHOT)) / "evaluation.json").read_text())
     lost = [c for c, v in auto["per_class_iou"].items() if v is not None and v < 0.10]
     assert all(f"{app.AUTOSHOT} loses {c}" in text for c in lost)
+
+
+def test_an_ordinary_user_error_is_logged_as_one_line_and_a_fault_with_its_traceback(tmp_path, caplog):
+    import logging
+
+    (tmp_path / "notes.txt").write_text("not an image")
+    caplog.set_level(logging.INFO, logger="gan_partseg.space")
+    with pytest.raises(gr.Error):
+        app.segment_upload(str(tmp_path / "notes.txt"), False, 50)
+    records = [r for r in caplog.records if r.name == "gan_partseg.space"]
+    assert len(records) == 1 and records[0].exc_info is None and "user error" in records[0].getMessage()
+    assert str(tmp_path) not in records[0].getMessage()  # no server path in the log line either
+    caplog.clear()
+
+    @app.friendly_errors
+    def broken():
+        raise ZeroDivisionError("a real fault")
+
+    with pytest.raises(gr.Error, match="Something went wrong"):
+        broken()
+    faults = [r for r in caplog.records if r.name == "gan_partseg.space"]
+    assert len(faults) == 1 and faults[0].exc_info is not None  # the traceback is kept in the log
