@@ -40,7 +40,7 @@ TRUNCATION_HELP = "psi toward the generator's average latent (1 = none)"
 FLAG_HELP = {
     "loss": "ce | balanced-ce | ce+dice | balanced-ce+dice (the balanced losses keep rare parts such as eyes)",
     "balance": "class weights of the balanced losses: inv-sqrt or median-freq",
-    "head": "cnn-s | cnn-m | cnn-l | mlp-0 | mlp-1 | mlp-2 | ensemble-N (best mean IoU here: cnn-s at 10 shots, mlp-1 at 1-5)",
+    "head": "cnn-s | cnn-m | cnn-l | mlp-0 | mlp-1 | mlp-2 | ensemble-N (best mean IoU here with balanced-ce: mlp-1)",
     "augment": "none, flip (few-shot) or translate-color (GAN)",
     "shots": "shots folder: images/, labels/, latents/, id2label.json",
     "generator": "bundled name, model folder or hub id",

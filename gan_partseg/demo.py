@@ -58,9 +58,9 @@ def retrain_pipeline(out: Path, generator: str, n_shots: int = 10, n_data: int =
     invert_rendered(g, generator, list(TRAIN_SEEDS[500_000: 500_000 + n_shots]), shots, with_labels=True)
     write_id2label(shots, id2label(CLASSES_10))
     if not (fewshot / "config.json").exists():
-        say("retrain 2/4: training a CNN-S few-shot head")
-        train_fewshot(TrainFewShotConfig(generator=generator, shots=str(shots), out=str(fewshot), head="cnn-s"),
-                      generator=g)
+        cfg = TrainFewShotConfig(generator=generator, shots=str(shots), out=str(fewshot))  # the default head and loss
+        say(f"retrain 2/4: training a {cfg.head} few-shot head ({cfg.loss})")
+        train_fewshot(cfg, generator=g)
     say(f"retrain 3/4: labelling {n_data} generated images")
     make_dataset(str(fewshot), out / "dataset", n=n_data, shard_size=min(500, n_data))
     say("retrain 4/4: training the auto-shot U-Net")

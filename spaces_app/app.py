@@ -392,7 +392,7 @@ def build_demo() -> gr.Blocks:
             status = gr.Markdown("No shots yet.", elem_id="annotate-status")
             gallery = gr.Gallery(label="shots", columns=6, height=200, object_fit="contain")
             with gr.Row():
-                head = gr.Dropdown(HEADS, value="cnn-s", label="head")
+                head = gr.Dropdown(HEADS, value="mlp-1", label="head")
                 steps = gr.Slider(10, MAX_STEPS, value=150, step=10, label="training steps")
                 train = gr.Button("Train", variant="primary", elem_id="train-button")
             preview = gr.Image(label="the new head on unseen faces", format="png", elem_id="preview")
