@@ -10,7 +10,6 @@ import zlib
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from gan_partseg import StyleGAN2Generator
@@ -19,8 +18,6 @@ from gan_partseg.data.generated import load_generated_dataset, shard_path
 from gan_partseg.errors import SEED_MAX, ArgumentError, DatasetError, ImageError, ModelFolderError, UserError
 from gan_partseg.images import load_image
 from gan_partseg.jobs.generated import make_dataset
-from gan_partseg.models.fewshot import FewShotSegmenter, FewShotSegmenterConfig
-from gan_partseg.models.heads import parse_head
 
 
 def _fails_plainly(capsys, argv, *needles):
@@ -125,16 +122,6 @@ def test_a_16_bit_png_is_scaled_not_saturated(tmp_path):
     assert abs(image.mean() - 127.5) < 1.5 and (image == 255).mean() < 0.01  # was: mean 251, 98% white
     assert np.all(np.diff(image[..., 0].reshape(-1).astype(int)) >= 0)  # still a ramp
     assert any("16-bit image scaled to 8 bits" in n for n in notes)
-
-
-@pytest.fixture
-def segmenter_dir(tiny_generator, tmp_path):
-    tiny_generator.save_pretrained(tmp_path / "gen")
-    torch.manual_seed(0)
-    cfg = FewShotSegmenterConfig.for_generator(tiny_generator, str(tmp_path / "gen"), {0: "a", 1: "b", 2: "c"},
-                                               **parse_head("mlp-0"))
-    FewShotSegmenter(cfg).save_pretrained(tmp_path / "seg")
-    return str(tmp_path / "seg")
 
 
 def test_a_corrupt_shard_of_a_complete_data_set_is_named_and_make_dataset_redoes_only_it(segmenter_dir, tmp_path,

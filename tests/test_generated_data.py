@@ -9,18 +9,6 @@ import torch
 
 from gan_partseg.data.generated import load_generated_dataset, shard_path
 from gan_partseg.jobs.generated import make_dataset
-from gan_partseg.models.fewshot import FewShotSegmenter, FewShotSegmenterConfig
-from gan_partseg.models.heads import parse_head
-
-
-@pytest.fixture
-def segmenter_dir(tiny_generator, tmp_path):
-    tiny_generator.save_pretrained(tmp_path / "gen")
-    torch.manual_seed(0)
-    cfg = FewShotSegmenterConfig.for_generator(tiny_generator, str(tmp_path / "gen"), {0: "a", 1: "b", 2: "c"},
-                                               **parse_head("ensemble-2"))
-    FewShotSegmenter(cfg).save_pretrained(tmp_path / "seg")
-    return str(tmp_path / "seg")
 
 
 def test_dataset_rows_and_uncertainty_filter(segmenter_dir, tmp_path):
