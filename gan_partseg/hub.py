@@ -122,18 +122,20 @@ class ResolveBundledMixin:
                     "Without a network, download the repo on a connected machine "
                     f"(`huggingface-cli download {path} --local-dir DIR`) and pass DIR."
                 ) from err
-            if folder.is_dir():
-                raise ModelFolderError(damaged_folder_message(cls, folder, err)) from None
+            why = damaged_folder_message(cls, folder) if folder.is_dir() else None
+            if why:
+                raise ModelFolderError(why) from None
             raise
-        except Exception as err:  # a local folder: say which file is at fault instead of transformers' internals
-            if not folder.is_dir():
-                raise
-            raise ModelFolderError(damaged_folder_message(cls, folder, err)) from None
+        except Exception:  # a local folder with a damaged file: name it instead of transformers' internals
+            why = damaged_folder_message(cls, folder) if folder.is_dir() else None
+            if why:
+                raise ModelFolderError(why) from None
+            raise  # anything else is a real fault and keeps its traceback
 
 
-def damaged_folder_message(cls, folder: Path, err: Exception) -> str:
-    """What is wrong with a local model folder that did not load: a corrupt weights file, config.json fields
-    missing, or weights that do not fit the config (the first line of ``err``)."""
+def damaged_folder_message(cls, folder: Path) -> str | None:
+    """What is wrong with a local model folder that did not load: a corrupt weights file or config.json fields
+    missing (None: neither, so the failure is not the folder's)."""
     from safetensors import safe_open
 
     for weights in sorted(folder.glob("*.safetensors")):
@@ -155,9 +157,7 @@ def damaged_folder_message(cls, folder: Path, err: Exception) -> str:
         if missing:
             return (f"{config_path} lacks the fields {', '.join(missing)}, so the weights cannot be placed: it was "
                     f"not written by save_pretrained of {cls.__name__}; convert or save the model again")
-    first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-    return (f"{folder} does not load as a {cls.__name__} ({type(err).__name__}: {first}); its config.json and "
-            "weights do not belong together: save or convert the model again")
+    return None
 
 
 HF_CONFIG_KEYS = {"transformers_version", "architectures", "dtype", "torch_dtype", "return_dict",

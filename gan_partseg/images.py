@@ -132,7 +132,9 @@ def _open_checked(path: Path, what: str, max_pixels: int | None = None):
     """``Image.open`` + size check from the header + decode, every failure an :class:`ImageError` naming ``path``."""
     from PIL import UnidentifiedImageError
 
-    limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # the header only: our own limit says the size
+    # the header only, with PIL's own bomb check off for this open so that our limit can name the size (the
+    # switch is process-wide for an instant: another thread opening an image in that instant skips PIL's check)
+    limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
     try:
         with Image.open(path) as probe:
             w, h = probe.size

@@ -16,8 +16,6 @@ from safetensors.torch import load_file
 from gan_partseg.data.export import export_hf_dataset
 from gan_partseg.training.checkpoints import checkpoints
 
-pytestmark = pytest.mark.skipif(os.name != "posix", reason="SIGKILL")
-
 
 def _cli(args, **kw):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}  # one thread: the same float order in every run
