@@ -11,7 +11,7 @@ PIP := $(PY) -m pip
 ARGS ?=
 DEMO_OUT ?= demo_out
 
-.PHONY: demo test test-browser check-cuda-build space install-dev install-train benchmark clean
+.PHONY: demo test test-browser check-cuda-build space space-bundle install-dev install-train benchmark clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,10 @@ check-cuda-build: $(VENV)/.dev
 
 space: $(VENV)/.dev
 	$(PY) spaces_app/app.py
+
+# The folder to upload as a Hugging Face Space: app, front matter, requirements and the package's wheel.
+space-bundle: $(VENV)/.dev
+	$(PY) spaces_app/bundle.py build/space
 
 benchmark: $(VENV)/.dev
 	$(PY) benchmarks/generator.py

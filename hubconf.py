@@ -1,11 +1,12 @@
 """``torch.hub`` entry points of gan_partseg.
 
     import torch
-    g = torch.hub.load("OWNER/gan_partseg", "stylegan2_generator")                  # bundled toyfaces-64
-    seg = torch.hub.load("OWNER/gan_partseg", "fewshot_segmenter", shots=10)        # 10-shot, 10 classes
-    unet = torch.hub.load("OWNER/gan_partseg", "autoshot_segmenter")
-    g = torch.hub.load(REPO_DIR, "stylegan2_generator", source="local")             # a local clone
-    g = torch.hub.load(..., "stylegan2_generator", repo_id="you/your-ffhq-256")     # a model repo on the HF Hub
+    REPO = "gan-partseg/gan_partseg"  # the GitHub repository (pyproject.toml's [project.urls])
+    g = torch.hub.load(REPO, "stylegan2_generator")                                 # bundled toyfaces-64
+    seg = torch.hub.load(REPO, "fewshot_segmenter", shots=10)                       # 10-shot, 10 classes
+    unet = torch.hub.load(REPO, "autoshot_segmenter")
+    g = torch.hub.load("path/to/clone", "stylegan2_generator", source="local")      # a local clone
+    g = torch.hub.load(REPO, "stylegan2_generator", repo_id="you/your-ffhq-256")    # a model repo on the HF Hub
 
 Every entry point returns a transformers ``PreTrainedModel`` in eval mode. ``pretrained=True``
 loads the embedded weights that ship inside the package (no download); ``name`` picks another

@@ -7,6 +7,7 @@ from pathlib import Path
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from gan_partseg.hub import bundled_artifacts
+from gan_partseg.labels import MISS_BELOW, counted, missed_classes, misses_text
 
 
 def _fd_table(title: str, name: str, q: dict, yardsticks: dict, fmt: str) -> str:
@@ -157,13 +158,13 @@ def parts_table(parts: dict, n_images: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def lost_sentence(per_class: dict, below: float = 0.10) -> str:
-    """What a card says about the classes a model loses (present in the test set, IoU under ``below``)."""
-    lost = [c for c, v in per_class.items() if v is not None and v < below]
-    if not lost:
+def lost_sentence(per_class: dict, below: float = MISS_BELOW) -> str:
+    """What a card says about the classes a model misses (present in the test set, IoU under ``below``)."""
+    missed = missed_classes(per_class, below)
+    if not missed:
         return f"Every class scores IoU {100 * below:.0f} or more."
-    return (f"**This model loses {', '.join(lost)}** (IoU under {100 * below:.0f}): do not rely on it for "
-            f"{'that part' if len(lost) == 1 else 'those parts'}.")
+    return (f"**This model {misses_text(per_class, below)}** (IoU under {100 * below:.0f}): do not rely on it for "
+            f"{'that part' if len(missed) == 1 else 'those parts'}.")
 
 
 def iou_table(rows: dict, labels: dict[str, str], classes: list[str]) -> str:
@@ -228,7 +229,7 @@ def fewshot_card(name: str, config: dict, training: dict | None = None, results:
                  ("weighted_iou", "weighted IoU (background included)",
                   (own or {}).get("weighted_iou", row["weighted_iou_mean"]))]
         figures = (f"On the first {meta['n_test']} held-out rendered faces, through inversion, over {row['draws']} "
-                   f"independent draws of {row['k']} shots: mean IoU **{100 * row['mean_iou_mean']:.1f} ± "
+                   f"independent draws of {counted(row['k'], 'shot')}: mean IoU **{100 * row['mean_iou_mean']:.1f} ± "
                    f"{100 * row['mean_iou_std']:.1f}** (weighted IoU {100 * row['weighted_iou_mean']:.1f} ± "
                    f"{100 * row['weighted_iou_std']:.1f}). Full table: `docs/results.md`.")
         per_class = {}
@@ -247,8 +248,8 @@ def fewshot_card(name: str, config: dict, training: dict | None = None, results:
 
 A few-shot part segmenter ("Repurposing GANs for One-shot Semantic Part Segmentation", stage 2): a
 `{cfg.get('head') or _head_name(config)}` head on the per-layer activations of the
-StyleGAN2 generator `{config.get('generator')}`, trained with cross-entropy on
-**{t.get('k', '?')} annotated image(s)**, {len(classes)} classes: {', '.join(classes)}.
+StyleGAN2 generator `{config.get('generator')}`, trained with the `{cfg.get('loss', 'ce')}` loss on
+**{counted(t['k'], 'annotated image') if 'k' in t else 'annotated images'}**, {len(classes)} classes: {', '.join(classes)}.
 
 ```python
 from gan_partseg import FewShotSegmenter

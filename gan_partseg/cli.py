@@ -9,13 +9,14 @@ import sys
 from dataclasses import MISSING, fields
 from pathlib import Path
 
+from gan_partseg import __version__
 from gan_partseg.convert.rosinality import convert_rosinality
 from gan_partseg.data.celebamask import import_celebamask
 from gan_partseg.data.export import export_hf_dataset, export_png, parse_seeds
 from gan_partseg.data.labelled import find_id2label
 from gan_partseg.data.pascal_part import import_pascal_part
 from gan_partseg.data.shots import write_id2label, write_shot
-from gan_partseg.demo import lost_classes, run_demo
+from gan_partseg.demo import run_demo
 from gan_partseg.errors import SEED_MAX, ArgumentError, UserError, check_count
 from gan_partseg.evaluation.evaluate import evaluate_segmenter
 from gan_partseg.evaluation.frechet import fd_report
@@ -25,7 +26,7 @@ from gan_partseg.images import make_grid, save_image, tensor_to_uint8, upscale
 from gan_partseg.inversion.latent_optimizer import InversionConfig
 from gan_partseg.jobs.generated import make_dataset
 from gan_partseg.jobs.pipelines import invert_folder, make_shots
-from gan_partseg.labels import CLASSES_3, CLASSES_10, id2label
+from gan_partseg.labels import CLASSES_3, CLASSES_10, MISS_BELOW, counted, id2label, misses_text
 from gan_partseg.models.fewshot import FewShotSegmenter
 from gan_partseg.models.stylegan2 import TRUNCATION, StyleGAN2Discriminator, StyleGAN2Generator
 from gan_partseg.runtime import is_launch_main
@@ -40,7 +41,7 @@ TRUNCATION_HELP = "psi toward the generator's average latent (1 = none)"
 FLAG_HELP = {
     "loss": "ce | balanced-ce | ce+dice | balanced-ce+dice (the balanced losses keep rare parts such as eyes)",
     "balance": "class weights of the balanced losses: inv-sqrt or median-freq",
-    "head": "cnn-s | cnn-m | cnn-l | mlp-0 | mlp-1 | mlp-2 | ensemble-N (best mean IoU here with balanced-ce: mlp-1)",
+    "head": "cnn-s | cnn-m | cnn-l | mlp-0 | mlp-1 | mlp-2 | ensemble-N (mlp-1: the best mean IoU here with balanced-ce)",
     "augment": "none, flip (few-shot) or translate-color (GAN)",
     "shots": "shots folder: images/, labels/, latents/, id2label.json",
     "generator": "bundled name, model folder or hub id",
@@ -139,8 +140,11 @@ def _add_dataclass_flags(parser: argparse.ArgumentParser, cls, skip: tuple[str, 
         if f.name == "batch":  # one spelling across commands: --batch-size (--batch kept one release)
             flags = ["--batch-size", "--batch"]
         extra = {"nargs": "?", "const": True} if kind is _bool else {}  # --flag alone means true
-        parser.add_argument(*flags, dest=f.name, type=kind, default=default, help=f"{text} (default: {shown})".strip(),
-                            **extra)
+        if "default" not in text and default is not None:  # no "(default: None)", no second default
+            text = f"{text} (default: {shown})".strip()
+        elif default is None and not text:
+            text = "(unset by default)"
+        parser.add_argument(*flags, dest=f.name, type=kind, default=default, help=text, **extra)
 
 
 def _cmd_convert(args) -> None:
@@ -193,10 +197,11 @@ def _cmd_demo(args) -> None:
                               ("inversion + few-shot", "inversion_heldout", args.n_invert)):
         r = summary[key]
         per_class = ", ".join(f"{c} {100 * v:.0f}" for c, v in r["per_class_iou"].items() if v is not None)
-        lost = lost_classes(r)
+        misses = misses_text(r["per_class_iou"])
         print(f"{label} on {count} held-out faces: mean IoU {100 * r['mean_iou']:.1f} (weighted "
               f"{100 * r['weighted_iou']:.1f})\n  per class: {per_class}"
-              + (f"\n  loses {', '.join(lost)} (IoU under 10)" if lost else ""))
+              + (f"\n  {misses} (IoU under {100 * MISS_BELOW:.0f})" if misses
+              else f"\n  every class scores IoU {100 * MISS_BELOW:.0f} or more"))
     print(f"({summary['seconds']['total']:.0f} s in all; the table: {paths['metrics']})")
 
 
@@ -246,7 +251,7 @@ def _cmd_train_fewshot(args) -> None:
     values = {f.name: getattr(args, f.name) for f in fields(TrainFewShotConfig)}
     model = train_fewshot(TrainFewShotConfig(**values))
     s = model.training_summary
-    print(f"trained {args.head} on {s['k']} shots: loss {s['first_loss']:.3f} -> {s['final_loss']:.3f} "
+    print(f"trained {args.head} on {counted(s['k'], 'shot')}: loss {s['first_loss']:.3f} -> {s['final_loss']:.3f} "
           f"in {s['seconds']:.0f} s" + (f"; wrote {args.out}" if args.out else ""))
 
 
@@ -305,7 +310,7 @@ def _cmd_make_shots(args) -> None:
                          **_discriminator_if_needed(args, args.generator))
     for note in summary["notes"]:
         print(f"note: {note}")
-    print(f"wrote {summary['n_shots']} shots to {args.out} (mean reconstruction PSNR {summary['mean_psnr']:.2f} dB); "
+    print(f"wrote {counted(summary['n_shots'], 'shot')} to {args.out} (mean reconstruction PSNR {summary['mean_psnr']:.2f} dB); "
           f"train with: gan-partseg train-fewshot --generator {args.generator} --shots {args.out}")
 
 
@@ -339,13 +344,13 @@ def _cmd_train_autoshot(args) -> None:
     if is_launch_main():
         summary = json.loads((best.parent / "summary.json").read_text())
         pc = summary.get("best_val_per_class_iou") or {}
-        lost = [c for c, v in pc.items() if v is not None and v < 0.10]
+        misses = misses_text(pc)
         print(f"best model (by validation mean IoU {100 * (summary.get('best_val_mean_iou') or 0):.1f}, weighted "
               f"{100 * (summary.get('best_val_weighted_iou') or 0):.1f}): {best}")
         if pc:
             print("  per class: " + ", ".join(f"{c} {100 * v:.0f}" for c, v in pc.items() if v is not None))
-        if lost:
-            print(f"  it loses {', '.join(lost)} (IoU under 10): try --loss balanced-ce+dice or more data")
+        if misses:
+            print(f"  it {misses} (IoU under {100 * MISS_BELOW:.0f}): try --loss balanced-ce+dice or more data")
 
 
 def _cmd_import_data(args) -> None:
@@ -391,6 +396,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="gan-partseg",
         description="One-shot semantic part segmentation by repurposing a pretrained StyleGAN2.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--debug", action="store_true",
                         help="show the full traceback of an error (also GAN_PARTSEG_DEBUG=1)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

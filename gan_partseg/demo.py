@@ -11,8 +11,9 @@ Stages (each writes its pictures into ``out_dir`` and its figures into ``summary
 5. ``metrics.md``: the table of stages 3 and 4.
 
 ``retrain=True`` first redoes every stage from the generator into ``out_dir/retrain``: 10 rendered
-training faces inverted into shots, a CNN-S head trained on them, a generated data set labelled by
-it, and a U-Net trained on that; the pictures and figures then come from those models.
+training faces inverted into shots, the default few-shot head (``TrainFewShotConfig``) trained on them,
+a generated data set labelled by it, and a U-Net trained on that; the pictures and figures then come
+from those models.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from gan_partseg.images import colorize, make_grid, save_image, tensor_to_uint8,
 from gan_partseg.inversion.latent_optimizer import InversionConfig
 from gan_partseg.jobs.generated import make_dataset
 from gan_partseg.jobs.pipelines import invert_rendered
-from gan_partseg.labels import CLASSES_10, id2label
+from gan_partseg.labels import CLASSES_10, MISS_BELOW, counted, id2label, misses_text
 from gan_partseg.models.autoshot import AutoShotSegmenter
 from gan_partseg.models.fewshot import FewShotSegmenter
 from gan_partseg.models.stylegan2 import TRUNCATION, StyleGAN2Generator
@@ -54,7 +55,7 @@ def retrain_pipeline(out: Path, generator: str, n_shots: int = 10, n_data: int =
 
     g = StyleGAN2Generator.from_pretrained(generator).eval()
     shots, fewshot = out / "shots", out / "fewshot"
-    say(f"retrain 1/4: inverting {n_shots} rendered training faces into shots ({shots})")
+    say(f"retrain 1/4: inverting {counted(n_shots, 'rendered training face')} into shots ({shots})")
     invert_rendered(g, generator, list(TRAIN_SEEDS[500_000: 500_000 + n_shots]), shots, with_labels=True)
     write_id2label(shots, id2label(CLASSES_10))
     if not (fewshot / "config.json").exists():
@@ -85,6 +86,7 @@ def run_demo(out_dir: str | Path = "demo_out", generator: str = DEFAULT_GENERATO
 
     # 1. generator
     t0 = time.time()
+    say(f"demo 1/5: sampling {n} faces from {generator} (images and every layer's activations)")
     g = StyleGAN2Generator.from_pretrained(generator).eval()
     seg = FewShotSegmenter.from_pretrained(fewshot).eval()
     if seg.config.generator != generator:
@@ -104,17 +106,19 @@ def run_demo(out_dir: str | Path = "demo_out", generator: str = DEFAULT_GENERATO
 
     # 2. few-shot labels of the generated samples
     t0 = time.time()
+    say(f"demo 2/5: labelling them with the few-shot segmenter {fewshot}")
     labels = seg.segment_latents(w, noise).labels.numpy()
     k = seg.n_classes
     grid = comparison_rows([samples[:8], labels[:8], colorize(labels[:8], k)], k)
     paths["fewshot_generated"] = save_image(out / "fewshot_generated.png",
                                             with_legend(upscale(grid, 2), seg.id2label,
-                                                        "Few-shot labels of generated faces\n"
-                                                        "face | overlay | labels"))
+                                                        "Few-shot labels of generated faces",
+                                                        columns=("face", "overlay", "labels")))
     timings["fewshot_generated"] = time.time() - t0
 
     # 3. auto-shot on held-out rendered faces
     t0 = time.time()
+    say(f"demo 3/5: segmenting {n_test} held-out rendered faces with the auto-shot U-Net {autoshot}")
     unet = AutoShotSegmenter.from_pretrained(autoshot).eval()
     images, truth = render_batch(HELD_OUT_SEEDS[:n_test], unet.config.image_size)
     from PIL import Image
@@ -126,8 +130,8 @@ def run_demo(out_dir: str | Path = "demo_out", generator: str = DEFAULT_GENERATO
     auto_metrics = _brief(m.compute())
     paths["autoshot_heldout"] = save_image(out / "autoshot_heldout.png", with_legend(
         upscale(comparison_rows([images[:8], pred[:8], truth[:8]], len(names)), 2), unet.id2label,
-        f"Auto-shot U-Net, held-out faces\nmean IoU {100 * auto_metrics['mean_iou']:.1f}\n"
-        "face | prediction | truth"))
+        f"Auto-shot U-Net, held-out faces\n{_headline(auto_metrics)}",
+        columns=("face", "prediction", "truth")))
     timings["autoshot"] = time.time() - t0
 
     # 4. inversion + few-shot head on a few held-out faces
@@ -135,7 +139,7 @@ def run_demo(out_dir: str | Path = "demo_out", generator: str = DEFAULT_GENERATO
     c = InversionConfig(**({"steps": invert_steps} if invert_steps else {}))
     inv = {"space": c.space, "steps": c.steps, "perceptual": c.perceptual, "mse": c.mse}  # what the printout names
     images_i, truth_i = images[:n_invert], truth[:n_invert]
-    say(f"inverting {n_invert} held-out faces ({inv['steps']} steps each, batched)")
+    say(f"demo 4/5: inverting {n_invert} held-out faces ({inv['steps']} steps each, batched) for the few-shot head")
     res_i = seg.segment_images(uint8_to_tensor(images_i), **inv)
     pred_i = res_i.labels.numpy()
     m = SegmentationMetrics(k, class_names=[seg.id2label[i] for i in range(k)])
@@ -144,19 +148,21 @@ def run_demo(out_dir: str | Path = "demo_out", generator: str = DEFAULT_GENERATO
     recon = tensor_to_uint8(res_i.images)
     paths["inversion_heldout"] = save_image(out / "inversion_heldout.png", with_legend(
         upscale(comparison_rows([images_i, recon, pred_i, truth_i], k), 2), seg.id2label,
-        f"Inversion + few-shot, held-out faces\nmean IoU {100 * inv_metrics['mean_iou']:.1f}\n"
-        "face | reconstruction | prediction | truth"))
+        f"Inversion + few-shot, held-out faces\n{_headline(inv_metrics)}",
+        columns=("face", "reconstruction", "prediction", "truth")))
     timings["inversion"] = time.time() - t0
 
     # 5. the metrics table
+    say("demo 5/5: writing metrics.md and summary.json")
     table = ["# Demo metrics (held-out rendered faces)", "",
-             "| stage | images | mean IoU | weighted IoU | " + " | ".join(names) + " | loses (IoU < 10) |",
+             "| stage | images | mean IoU | weighted IoU | " + " | ".join(names)
+             + f" | misses (IoU < {100 * MISS_BELOW:.0f}) |",
              "|" + "---|" * (5 + len(names))]
     for label, count, r in ((f"auto-shot `{autoshot}`", n_test, auto_metrics),
                             (f"inversion + few-shot `{fewshot}`", n_invert, inv_metrics)):
         cells = ["-" if r["per_class_iou"].get(c) is None else f"{100 * r['per_class_iou'][c]:.1f}" for c in names]
         table.append(f"| {label} | {count} | {100 * r['mean_iou']:.1f} | {100 * r['weighted_iou']:.1f} | "
-                     + " | ".join(cells) + f" | {', '.join(lost_classes(r)) or 'none'} |")
+                     + " | ".join(cells) + f" | {misses_text(r['per_class_iou']).removeprefix('misses: ') or 'none'} |")
     table += ["", f"Inversion: {inv}, mean PSNR {inv_metrics['psnr']:.1f} dB.", ""]
     atomic_write_text(out / "metrics.md", "\n".join(table))
     paths["metrics"] = out / "metrics.md"
@@ -172,9 +178,11 @@ def run_demo(out_dir: str | Path = "demo_out", generator: str = DEFAULT_GENERATO
     return paths
 
 
-def lost_classes(result: dict, below: float = 0.10) -> list[str]:
-    """The classes a model loses: present in the truth (IoU defined) but scored under ``below``."""
-    return [c for c, v in result["per_class_iou"].items() if v is not None and v < below]
+def _headline(result: dict) -> str:
+    """``mean IoU 64.6 (weighted 92.9); misses: ear 18.0`` for a picture's title."""
+    misses = misses_text(result["per_class_iou"])
+    return (f"mean IoU {100 * result['mean_iou']:.1f} (weighted {100 * result['weighted_iou']:.1f})"
+            + (f"; {misses}" if misses else ""))
 
 
 def _brief(result: dict) -> dict:

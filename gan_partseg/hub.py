@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -43,6 +44,35 @@ def resolve_pretrained(name_or_path: str | os.PathLike) -> str:
         raise ValueError(f"unknown pretrained name {text!r}. Bundled artifacts: {listed}. "
                          "Otherwise pass a model folder or a Hub id 'owner/name'.")
     return text
+
+
+def resolve_bundled_names(auto_cls) -> None:
+    """Let ``auto_cls.from_pretrained`` (AutoConfig, AutoModel, ...) take bundled artifact names, as the model
+    classes do: a bundled name that is not also a local path loads the bundled folder, without the network.
+    Everything else goes to transformers unchanged (Hub ids, HF_HUB_OFFLINE, the cache); a bare name that is
+    neither bundled nor found gets the model classes' message instead of a bare OSError."""
+    original = auto_cls.from_pretrained
+    if getattr(original, "_resolves_bundled", False):
+        return
+
+    def from_pretrained(pretrained_model_name_or_path, *args, **kwargs):
+        text = str(pretrained_model_name_or_path)
+        artifacts = bundled_artifacts()
+        if text in artifacts and not Path(text).exists():
+            return original(str(artifacts[text]), *args, **kwargs)
+        try:
+            return original(pretrained_model_name_or_path, *args, **kwargs)
+        except OSError as err:
+            if "/" in text or Path(text).exists():
+                raise
+            listed = ", ".join(artifacts) or "(none bundled in this install)"
+            raise OSError(f"{text!r} is neither a bundled gan_partseg artifact ({listed}) nor a model that could be "
+                          f"loaded ({str(err).splitlines()[0]}); pass a bundled name, a model folder or a Hub id "
+                          "'owner/name'") from err
+
+    from_pretrained._resolves_bundled = True
+    from_pretrained.__doc__ = original.__doc__
+    auto_cls.from_pretrained = staticmethod(from_pretrained)
 
 
 KINDS = {
@@ -114,7 +144,8 @@ class ResolveBundledMixin:
         check_model_type(cls, path, kwargs.get("subfolder", ""))
         folder = Path(path) / kwargs.get("subfolder", "")
         try:
-            return super().from_pretrained(path, *args, **kwargs)
+            with _quiet_when_small(folder):
+                return super().from_pretrained(path, *args, **kwargs)
         except OSError as err:
             if "/" in str(path) and not Path(path).exists():
                 raise OSError(
@@ -131,6 +162,25 @@ class ResolveBundledMixin:
             if why:
                 raise ModelFolderError(why) from None
             raise  # anything else is a real fault and keeps its traceback
+
+
+SLOW_LOAD_BYTES = 200 * 2**20
+"""Weights smaller than this load in well under a second: transformers' "Loading weights" bar is hidden for them."""
+
+
+@contextlib.contextmanager
+def _quiet_when_small(folder: Path):
+    from transformers.utils import logging as hf_logging
+
+    small = folder.is_dir() and sum(p.stat().st_size for p in folder.glob("*.safetensors")) < SLOW_LOAD_BYTES
+    was_on = hf_logging.is_progress_bar_enabled()
+    if small and was_on:
+        hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if small and was_on:
+            hf_logging.enable_progress_bar()
 
 
 def damaged_folder_message(cls, folder: Path) -> str | None:

@@ -23,6 +23,29 @@ PALETTE_10 = np.array(
 PALETTE_3 = PALETTE_10[[0, 3, 5, 6]]
 
 
+MISS_BELOW = 0.20
+"""A class scored under this IoU (0..1) is named as *missed* by every printout, card and table."""
+
+
+def missed_classes(per_class_iou: dict[str, float | None], below: float = MISS_BELOW) -> dict[str, float]:
+    """The classes a model misses: present in the truth (IoU not None) but scored under ``below``.
+
+    per_class_iou: class name -> IoU in [0, 1] (None: the class is absent from truth and prediction).
+    """
+    return {c: v for c, v in per_class_iou.items() if v is not None and v < below}
+
+
+def misses_text(per_class_iou: dict[str, float | None], below: float = MISS_BELOW) -> str:
+    """``"misses: eye 0.0, eyebrow 3.1"`` (IoU x 100), or ``""`` when every class scores ``below`` or more."""
+    missed = missed_classes(per_class_iou, below)
+    return "misses: " + ", ".join(f"{c} {100 * v:.1f}" for c, v in missed.items()) if missed else ""
+
+
+def counted(n: int, noun: str) -> str:
+    """``"1 shot"``, ``"5 shots"``: a count with its noun in the right number (nouns that take an s)."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def id2label(classes: tuple[str, ...] | list[str]) -> dict[int, str]:
     return {i: c for i, c in enumerate(classes)}
 

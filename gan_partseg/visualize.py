@@ -70,16 +70,36 @@ def legend(id2label: Mapping[int, str], width: int = 0, swatch: int = 12) -> np.
     return np.asarray(canvas)
 
 
-def with_legend(grid: np.ndarray, id2label: Mapping[int, str], title: str = "") -> np.ndarray:
-    """``grid`` (H, W, 3) with a legend strip below it and ``title`` (lines split on newlines) above it,
-    padded to a common width."""
+def with_legend(grid: np.ndarray, id2label: Mapping[int, str], title: str = "",
+                columns: Sequence[str] = ()) -> np.ndarray:
+    """``grid`` (H, W, 3) with a legend strip below it, ``title`` (lines split on newlines) above it and,
+    when given, one title per column of the grid (``columns``, left to right) between the two; padded to a
+    common width."""
     strip = legend(id2label, width=grid.shape[1])
+    width = grid.shape[1]
     if strip.shape[1] > grid.shape[1]:
         grid = np.pad(grid, ((0, 0), (0, strip.shape[1] - grid.shape[1]), (0, 0)), constant_values=255)
     parts = [grid, strip]
+    if columns:
+        header = column_titles(columns, width)
+        parts.insert(0, np.pad(header, ((0, 0), (0, grid.shape[1] - width), (0, 0)), constant_values=255))
     if title:
         parts.insert(0, title_strip(title, grid.shape[1]))
     return np.concatenate(parts, 0)
+
+
+def column_titles(titles: Sequence[str], width: int, line: int = 14) -> np.ndarray:
+    """One centred title over each of ``len(titles)`` equal columns of a ``width`` px grid: (line + 4, width, 3)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    img = Image.new("RGB", (width, line + 4), (255, 255, 255))
+    draw = ImageDraw.Draw(img)
+    font = ImageFont.load_default()
+    col = width / len(titles)
+    for i, text in enumerate(titles):
+        w = draw.textlength(text, font=font)
+        draw.text((max(0.0, i * col + (col - w) / 2), 2), text, fill=(0, 0, 0), font=font)
+    return np.asarray(img)
 
 
 def title_strip(title: str, width: int, line: int = 14) -> np.ndarray:

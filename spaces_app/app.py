@@ -32,7 +32,7 @@ from gan_partseg import AutoShotSegmenter, FewShotSegmenter, StyleGAN2Generator
 from gan_partseg.data.shots import Shot, write_id2label, write_shot
 from gan_partseg.errors import ImageError, UserError
 from gan_partseg.images import open_rgb, overlay, tensor_to_uint8, uint8_to_tensor, upscale
-from gan_partseg.labels import CLASSES_3, CLASSES_10, id2label, palette_for, to_three_class
+from gan_partseg.labels import CLASSES_3, CLASSES_10, MISS_BELOW, counted, id2label, misses_text, palette_for, to_three_class
 from gan_partseg.models.stylegan2 import TRUNCATION
 from gan_partseg.visualize import legend
 
@@ -194,7 +194,7 @@ def add_shot(editor: dict | None, state: dict):
                                noise=[n for n in cur["noise"]], generator=GENERATOR, space="w"))
     state["current"] = None
     painted = sorted({CLASSES_10[i] for i in np.unique(labels) if i > 0})
-    return state, f"{len(state['shots'])} shot(s). This one shows: {', '.join(painted)}.", _gallery(state)
+    return state, f"{counted(len(state['shots']), 'shot')}. This one shows: {', '.join(painted)}.", _gallery(state)
 
 
 def _gallery(state: dict) -> list:
@@ -227,7 +227,7 @@ def train_head(head: str, steps: int, state: dict, progress=gr.Progress(track_tq
         state["training"] = False
     state["head"] = model
     preview = _preview(model)
-    status = f"Trained {head} on {len(state['shots'])} shot(s) in {model.training_summary['seconds']:.0f} s."
+    status = f"Trained {head} on {counted(len(state['shots']), 'shot')} in {model.training_summary['seconds']:.0f} s."
     if missing:
         status += f" Not painted in any shot, so never predicted: {', '.join(missing)}."
         gr.Warning(f"No strokes for: {', '.join(missing)}.")
@@ -344,8 +344,10 @@ def quality_markdown(names=(FEWSHOT, AUTOSHOT)) -> str:
         pc = r["per_class_iou"]
         lines.append(f"| {name} | {100 * r['mean_iou']:.0f} | {100 * r['weighted_iou']:.0f} | "
                      + " | ".join("-" if pc[c] is None else f"{100 * pc[c]:.0f}" for c in classes) + " |")
-        lost += [f"{name} loses {c}" for c, v in pc.items() if v is not None and v < 0.10]
-    note = ("**" + "; ".join(lost) + "** (IoU under 10).") if lost else "Every model finds every part (IoU 10 or more)."
+        if misses_text(pc):
+            lost.append(f"{name} {misses_text(pc)}")
+    note = (("**" + "; ".join(lost) + f"** (IoU under {100 * MISS_BELOW:.0f}).") if lost
+            else f"Every model finds every part (IoU {100 * MISS_BELOW:.0f} or more).")
     tests = "; ".join(f"{name}: {r['test']}" for name, r in rows)
     return ("### How well the bundled models find each part\nIoU x 100 on held-out rendered faces that no "
             f"model trained on ({tests}).\n\n" + "\n".join(lines) + "\n\n" + note)

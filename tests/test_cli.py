@@ -53,4 +53,34 @@ def test_demo_runs_the_whole_pipeline_on_bundled_weights(tmp_path, capsys):
     summary = json.loads((tmp_path / "demo" / "summary.json").read_text())
     assert summary["autoshot_heldout"]["n_images"] == 24 and summary["inversion_heldout"]["n_images"] == 2
     assert summary["autoshot_heldout"]["weighted_iou"] > 0.6  # the shipped U-Net segments held-out faces
-    assert "| auto-shot" in (tmp_path / "demo" / "metrics.md").read_text()
+    metrics = (tmp_path / "demo" / "metrics.md").read_text()
+    assert "| auto-shot" in metrics and "| mean IoU | weighted IoU | background |" in metrics
+    assert "misses (IoU < 20)" in metrics
+    for stage in range(1, 6):  # every stage says what it does
+        assert f"demo {stage}/5:" in out
+    from gan_partseg.labels import misses_text
+
+    for key in ("autoshot_heldout", "inversion_heldout"):  # the last lines: mean, weighted, per class, misses
+        r = summary[key]
+        assert f"mean IoU {100 * r['mean_iou']:.1f} (weighted {100 * r['weighted_iou']:.1f})" in out
+        assert (misses_text(r["per_class_iou"]) or "every class scores IoU 20 or more") in out
+    assert "per class: background" in out
+
+
+def test_version_and_help_without_none_defaults_or_repeated_defaults(capsys):
+    import gan_partseg
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out.strip() == f"gan-partseg {gan_partseg.__version__}"
+    for command in ("train-fewshot", "train-autoshot", "train-gan", "make-dataset"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        text = " ".join(capsys.readouterr().out.split())
+        assert "default: None" not in text and text.count("(default: mlp-1)") <= 1
+
+
+def test_counts_take_the_right_number():
+    from gan_partseg.labels import counted
+
+    assert counted(1, "shot") == "1 shot" and counted(5, "shot") == "5 shots" and counted(0, "shot") == "0 shots"

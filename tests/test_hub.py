@@ -150,3 +150,51 @@ def test_atomic_folder_replaces_whole_or_not_at_all(tmp_path):
         (tmp / "DONE").write_text("2")
         (tmp / "c.txt").write_text("two")
     assert sorted(p.name for p in out.iterdir()) == ["DONE", "c.txt"]
+
+
+def test_the_readme_names_the_repository_once_and_its_hub_lines_run_against_a_local_clone(tmp_path):
+    import functools
+    import subprocess
+    import tomllib
+    from types import SimpleNamespace
+
+    from gan_partseg import FewShotSegmenter
+
+    block = (ROOT / "README.md").read_text().split("### torch.hub and the Hub")[1].split("```python")[1].split("```")[0]
+    repo_line = next(ln for ln in block.splitlines() if ln.startswith("REPO = "))
+    name = repo_line.split('"')[1]
+    url = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["urls"]["Repository"]
+    assert url == f"https://github.com/{name}"  # one name: the README, hubconf and pyproject agree
+    assert f'REPO = "{name}"' in (ROOT / "hubconf.py").read_text()
+    for doc in [ROOT / "README.md", ROOT / "hubconf.py", *sorted((ROOT / "docs").glob("*.md"))]:
+        assert "OWNER/" not in doc.read_text(), doc
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
+    local = functools.partial(torch.hub.load, source="local", trust_repo=True)
+    ns = {"torch": SimpleNamespace(hub=SimpleNamespace(load=local))}
+    lines = [ln for ln in block.splitlines() if ln and ln != "import torch" and "repo_id=" not in ln]  # no network
+    exec("\n".join(lines).replace(repo_line, f"REPO = {str(clone)!r}"), ns)
+    assert isinstance(ns["g"], StyleGAN2Generator) and isinstance(ns["seg"], FewShotSegmenter)
+
+
+def test_automodel_takes_bundled_names_offline_and_unknown_bare_names_get_the_model_classes_message(monkeypatch):
+    from transformers import AutoConfig, AutoModel
+
+    from gan_partseg import AutoShotSegmenter
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # no network: a bundled name never needs one
+    g = AutoModel.from_pretrained("toyfaces-64")
+    assert isinstance(g, StyleGAN2Generator) and g.config.size == 64
+    assert isinstance(AutoModel.from_pretrained("toyfaces-64-autoshot-10c"), AutoShotSegmenter)
+    assert AutoConfig.from_pretrained("toyfaces-64").model_type == "stylegan2"
+    with pytest.raises(OSError, match="neither a bundled gan_partseg artifact .*toyfaces-64"):
+        AutoModel.from_pretrained("toyfaces-65")
+
+
+def test_small_models_load_without_a_progress_bar_and_the_setting_is_restored(capfd):
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.enable_progress_bar()  # whatever an earlier test left
+    StyleGAN2Generator.from_pretrained("toyfaces-64")
+    assert "Loading weights" not in capfd.readouterr().err  # 2 MB: instant, so no bar
+    assert hf_logging.is_progress_bar_enabled()

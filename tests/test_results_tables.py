@@ -1,6 +1,7 @@
-"""The results tables pick and report by mean IoU, per class, and name the classes a model loses."""
+"""The results tables pick and report by mean IoU, per class, and name the classes a model misses."""
 
 from gan_partseg.cards import fewshot_card, lost_sentence
+from gan_partseg.labels import MISS_BELOW, missed_classes, misses_text
 from gan_partseg.results.fewshot_table import best_heads, per_class_table, summarize
 
 
@@ -19,7 +20,7 @@ def test_the_shipped_head_is_the_best_by_mean_iou_not_by_weighted_iou():
 
 
 def test_a_card_says_which_class_its_model_loses():
-    assert "loses eye, eyebrow" in lost_sentence({"background": 0.9, "eye": 0.0, "eyebrow": 0.05, "ear": 0.3})
+    assert "misses: eye 0.0, eyebrow 5.0" in lost_sentence({"background": 0.9, "eye": 0.0, "eyebrow": 0.05, "ear": 0.3})
     assert lost_sentence({"background": 0.9, "eye": 0.5}).startswith("Every class")
     summary = summarize([_row("cnn-l", 10, d, 0.45, 0.90, 0.0) for d in range(2)])[0]
     config = {"id2label": {"0": "background", "1": "eye"}, "generator": "g", "head": "cnn", "cnn_size": "L"}
@@ -27,4 +28,26 @@ def test_a_card_says_which_class_its_model_loses():
                                               "per_class_iou": {"background": 0.95, "eye": 0.0}}}}
     card = str(fewshot_card("x", config, {"k": 10, "config": {"head": "cnn-l"}}, {"summary_row": summary, "meta": meta}))
     assert "mean IoU **45.0 ± 0.0** (weighted IoU 90.0" in card
-    assert "**This model loses eye**" in card and "| this model (draw 0) | 45.0 | 90.0 | 95.0 | 0.0 |" in card
+    assert "**This model misses: eye 0.0**" in card and "| this model (draw 0) | 45.0 | 90.0 | 95.0 | 0.0 |" in card
+
+
+def test_one_rule_names_the_missed_classes_and_skips_classes_absent_from_the_truth():
+    per_class = {"background": 0.97, "eye": 0.0, "eyebrow": 0.195, "ear": 0.2, "hat": None}
+    assert MISS_BELOW == 0.20
+    assert missed_classes(per_class) == {"eye": 0.0, "eyebrow": 0.195}  # 0.2 itself is not a miss
+    assert misses_text(per_class) == "misses: eye 0.0, eyebrow 19.5"
+    assert misses_text({"background": 0.9, "eye": 0.5}) == ""
+
+
+def test_the_settings_table_reports_validation_figures_per_class_and_the_best_change():
+    from gan_partseg.results.fewshot_settings import markdown
+
+    pc = {c: 0.5 for c in ("background", "skin", "hair", "eye", "eyebrow", "mouth", "nose", "ear", "neck", "clothes")}
+    rows = [{"k": 1, "change": {}, "draws": 3, "n_val": 29, "val_mean_iou": 0.49, "val_weighted_iou": 0.89,
+             "val_per_class_iou": {**pc, "ear": 0.08}, "train_seconds": 13.0},
+            {"k": 1, "change": {"lr": 0.003}, "draws": 3, "n_val": 29, "val_mean_iou": 0.50, "val_weighted_iou": 0.9,
+             "val_per_class_iou": pc, "train_seconds": 13.5}]
+    text = markdown(rows, 400)
+    assert "| **defaults** | 49.0 | 89.0 | 50.0 | 50.0 | 50.0 | 50.0 | 8.0 | ear 8.0 | 13.0 |" in text
+    assert "| lr 0.003 | 50.0 | 90.0 |" in text and "| none |" in text
+    assert "Best: lr 0.003, +1.0 mean IoU over the defaults." in text

@@ -40,7 +40,7 @@ from gan_partseg.hub import ARTIFACTS_DIR, resolve_pretrained
 from gan_partseg.inversion.latent_optimizer import inversion_settings
 from gan_partseg.jobs.generated import make_dataset
 from gan_partseg.jobs.pipelines import invert_rendered
-from gan_partseg.labels import CLASSES_10, id2label
+from gan_partseg.labels import CLASSES_10, MISS_BELOW, id2label, misses_text
 from gan_partseg.models.autoshot import AutoShotSegmenter
 from gan_partseg.models.fewshot import FewShotSegmenter
 from gan_partseg.models.stylegan2 import StyleGAN2Generator
@@ -231,8 +231,8 @@ def markdown(rows: dict, goals: dict, meta: dict, stages: dict | None = None) ->
                   "a diagnostic reference only. A class that the teacher keeps against the detector but the U-Net "
                   "loses against its teacher is lost in the U-Net's training; one lost against the detector is "
                   "lost in the few-shot head.", "", iou_table(table, STAGE_LABELS, list(CLASSES_10))]
-    lost = [c for c, v in rows["autoshot"]["per_class_iou"].items() if v is not None and v < 0.10]
-    lines += ["", f"The auto-shot U-Net loses (IoU under 10): **{', '.join(lost) or 'no class'}**."]
+    misses = misses_text(rows["autoshot"]["per_class_iou"]).removeprefix("misses: ")
+    lines += ["", f"The auto-shot U-Net misses (IoU under {100 * MISS_BELOW:.0f}): **{misses or 'no class'}**."]
     lines += ["", "Goals (mean IoU): auto-shot within 2 points of the 10-shot segmenter: "
               f"**{'met' if goals['autoshot_within_2_points_of_fewshot'] else 'not met'}**; auto-shot at 90% or "
               f"more of the supervised bound: **{'met' if goals['autoshot_at_least_90pct_of_supervised'] else 'not met'}** "

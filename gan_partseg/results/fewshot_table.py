@@ -33,7 +33,7 @@ from gan_partseg.files import atomic_write_text, replace_markdown_section
 from gan_partseg.hub import ARTIFACTS_DIR
 from gan_partseg.inversion.latent_optimizer import InversionConfig, inversion_settings
 from gan_partseg.jobs.pipelines import invert_rendered
-from gan_partseg.labels import CLASSES_3, CLASSES_10, id2label, to_three_class
+from gan_partseg.labels import CLASSES_3, CLASSES_10, MISS_BELOW, id2label, missed_classes, to_three_class
 from gan_partseg.models.stylegan2 import StyleGAN2Generator
 from gan_partseg.results.cache import claim_cache
 from gan_partseg.results.cards import write_cards
@@ -231,18 +231,18 @@ def summarize(rows: list[dict]) -> list[dict]:
     return out
 
 
-def per_class_table(summary: list[dict], lost_below: float = 0.10) -> list[str]:
-    """Per-class IoU x 100 of every 10-class head (mean over draws), and the parts each one loses."""
+def per_class_table(summary: list[dict], lost_below: float = MISS_BELOW) -> list[str]:
+    """Per-class IoU x 100 of every 10-class head (mean over draws), and the parts each one misses."""
     rows = [s for s in summary if s["classes"] == 10 and s.get("per_class_iou_mean")]
     if not rows:
         return []
     classes = list(rows[0]["per_class_iou_mean"])
     lines = ["### 10-class, per class", "",
-             f"IoU x 100 per class, mean over draws; \"lost\": classes under {100 * lost_below:.0f}.", "",
-             "| head | k | mean | " + " | ".join(classes) + " | lost |", "|" + "---|" * (len(classes) + 4)]
+             f"IoU x 100 per class, mean over draws; \"misses\": classes under {100 * lost_below:.0f}.", "",
+             "| head | k | mean | " + " | ".join(classes) + " | misses |", "|" + "---|" * (len(classes) + 4)]
     for s in sorted(rows, key=lambda s: (s["k"], HEADS.index(s["head"]))):
         pc = s["per_class_iou_mean"]
-        lost = [c for c in classes if pc[c] < lost_below]
+        lost = list(missed_classes(pc, lost_below))
         lines.append(f"| {s['head']} | {s['k']} | {100 * s['mean_iou_mean']:.1f} | "
                      + " | ".join(f"{100 * pc[c]:.1f}" for c in classes) + f" | {', '.join(lost) or 'none'} |")
     return lines + [""]

@@ -52,6 +52,9 @@ class TrainFewShotConfig:
     #: one of training.losses.LOSSES; "balanced-*" weighs classes by 1/sqrt of their pixel share in the shots
     #: (the default since it keeps eyebrows and ears: 10-shot mean IoU 57.0 -> 60.6, docs/results.md)
     loss: str = "balanced-ce"
+    #: class weights of the balanced losses: "inv-sqrt" (1/sqrt(freq)) or "median-freq" (median(freq)/freq),
+    #: as in TrainAutoShotConfig
+    balance: str = "inv-sqrt"
     #: pixels within this many px of a label boundary are not trained on (0: all are)
     ignore_band: int = 0
     overwrite: bool = False  # replace an earlier model folder at ``out`` (never a folder of anything else)
@@ -83,6 +86,8 @@ def train_fewshot(cfg: TrainFewShotConfig, generator: StyleGAN2Generator | None 
     if cfg.augment not in ("none", "flip"):
         raise ValueError(f"augment must be 'none' or 'flip', got {cfg.augment!r}")
     check_loss(cfg.loss)
+    if cfg.balance not in ("inv-sqrt", "median-freq"):
+        raise ValueError(f"balance must be 'inv-sqrt' or 'median-freq', got {cfg.balance!r}")
     check_count("steps", cfg.steps), check_count("batch", cfg.batch), check_seed("seed", cfg.seed)
     if cfg.out:
         check_output(cfg.out, "model folder", cfg.overwrite)
@@ -114,7 +119,7 @@ def train_fewshot(cfg: TrainFewShotConfig, generator: StyleGAN2Generator | None 
     model, optimizer = accelerator.prepare(model, optimizer)
     generator.to(accelerator.device)
     cache = shot_features(generator, shot_list, config.feature_layers)
-    weight = class_weights(labels, len(id2label)) if cfg.loss.startswith("balanced") else None
+    weight = class_weights(labels, len(id2label), cfg.balance) if cfg.loss.startswith("balanced") else None
     labels = boundary_band(labels, cfg.ignore_band).to(accelerator.device)
     k = labels.shape[0]
     ensemble = config.head == "ensemble"

@@ -1,0 +1,122 @@
+"""Few-shot head settings chosen on a validation set, never on the held-out test faces.
+
+    python scripts/fewshot_settings.py [--k 1] [--work runs/results]
+
+Reads the shot pool that ``scripts/fewshot_results.py`` inverted (``--work``/pool: 30 rendered training
+faces with their true labels). For each setting and each of the k-shot table's draws (the same shots:
+``rng(1000 k + draw)``), a head is trained on the k drawn faces and scored on the *other* pool faces,
+so the choice of steps / learning rate / weight decay / loss / class weights never sees
+HELD_OUT_SEEDS. Rows go to docs/results/fewshot_settings_{k}shot.jsonl and a table to docs/results.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import fields
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gan_partseg.data.shots import read_latents, read_shots
+from gan_partseg.evaluation.metrics import SegmentationMetrics
+from gan_partseg.files import atomic_write_text, replace_markdown_section
+from gan_partseg.labels import CLASSES_10, id2label, misses_text
+from gan_partseg.models.stylegan2 import StyleGAN2Generator
+from gan_partseg.results.fewshot_table import GENERATOR, POOL_SEEDS, ROOT, cached_features, predict
+from gan_partseg.training.fewshot import TrainFewShotConfig, train_fewshot
+
+#: the settings compared, each a change from TrainFewShotConfig's defaults at the table's 400 steps
+GRID: list[dict] = [
+    {}, {"steps": 100}, {"steps": 200}, {"steps": 800},
+    {"weight_decay": 0.0}, {"weight_decay": 0.01}, {"weight_decay": 0.1},
+    {"lr": 3e-4}, {"lr": 3e-3},
+    {"head": "mlp-0"}, {"head": "mlp-2"},
+    {"balance": "median-freq"}, {"balance": "median-freq", "lr": 3e-3},
+    {"loss": "balanced-ce+dice"},
+]
+TABLE_CLASSES = ("eye", "eyebrow", "mouth", "nose", "ear")
+
+
+def run(k: int, work: Path, draws: int = 3, steps: int = 400, grid: list[dict] = GRID) -> list[dict]:
+    """One row per setting: validation mean / per-class IoU (mean over draws) and training seconds."""
+    g = StyleGAN2Generator.from_pretrained(GENERATOR).eval()
+    pool, _ = read_shots(work / "pool")
+    by_name = {s.name: s for s in pool}
+    seeds = [int(s) for s in POOL_SEEDS[: len(pool)]]
+    names = [f"{s:07d}" for s in seeds]
+    latents, noise = read_latents(work / "pool", names)
+    features = cached_features(g, latents, noise)
+    truth = torch.from_numpy(np.stack([by_name[n].labels for n in names])).long()
+    known = {f.name for f in fields(TrainFewShotConfig)}
+    rows = []
+    for change in grid:
+        if set(change) - known:
+            raise ValueError(f"unknown TrainFewShotConfig field(s) {sorted(set(change) - known)}")
+        per_draw = []
+        for draw in range(draws):
+            chosen = list(np.random.default_rng(1000 * k + draw).choice(seeds, size=k, replace=False))
+            val = [i for i, s in enumerate(seeds) if s not in chosen]  # the pool faces not drawn
+            cfg = TrainFewShotConfig(generator=GENERATOR, seed=draw, **{"steps": steps, **change})
+            t0 = time.time()
+            model = train_fewshot(cfg, generator=g, shots=([by_name[f"{s:07d}"] for s in chosen], id2label(CLASSES_10)),
+                                  progress=False)
+            seconds = time.time() - t0
+            m = SegmentationMetrics(len(CLASSES_10), class_names=list(CLASSES_10))
+            m.update(predict(model, {n: f[val] for n, f in features.items()}), truth[val])
+            per_draw.append((m.compute(), seconds))
+        row = {"k": k, "change": change, "draws": draws, "n_val": len(seeds) - k,
+               "val_mean_iou": float(np.mean([r["mean_iou"] for r, _ in per_draw])),
+               "val_weighted_iou": float(np.mean([r["weighted_iou"] for r, _ in per_draw])),
+               "val_per_class_iou": {c: float(np.mean([r["per_class_iou"][c] for r, _ in per_draw])) for c in CLASSES_10},
+               "train_seconds": round(float(np.mean([s for _, s in per_draw])), 1)}
+        rows.append(row)
+        print(f"  {change or 'defaults'}: validation mean IoU {100 * row['val_mean_iou']:.1f}", flush=True)
+    return rows
+
+
+def markdown(rows: list[dict], steps: int) -> str:
+    k = rows[0]["k"]
+    base = next(r for r in rows if not r["change"])
+    lines = [f"## Few-shot head settings ({k} shot, chosen on validation faces)", "",
+             f"Each setting changes one thing from `TrainFewShotConfig`'s defaults at the k-shot table's {steps} steps; "
+             f"{rows[0]['draws']} draws of the k-shot table's shots from the pool; scored on the {rows[0]['n_val']} pool "
+             "faces not drawn (inverted training faces with true labels), never on the held-out test faces. "
+             "IoU x 100, mean over draws.", "", f"Reproduce: `python scripts/fewshot_settings.py --k {k}`", "",
+             "| setting | mean IoU | weighted IoU | " + " | ".join(TABLE_CLASSES) + " | misses (IoU < 20) | s / head |",
+             "|" + "---|" * (5 + len(TABLE_CLASSES))]
+    for r in rows:
+        label = ", ".join(f"{a} {b}" for a, b in r["change"].items()) or "**defaults**"
+        pc = r["val_per_class_iou"]
+        lines.append(f"| {label} | {100 * r['val_mean_iou']:.1f} | {100 * r['val_weighted_iou']:.1f} | "
+                     + " | ".join(f"{100 * pc[c]:.1f}" for c in TABLE_CLASSES)
+                     + f" | {misses_text(pc).removeprefix('misses: ') or 'none'} | {r['train_seconds']:.1f} |")
+    best = max(rows, key=lambda r: r["val_mean_iou"])
+    gap = 100 * (best["val_mean_iou"] - base["val_mean_iou"])
+    lines += ["", f"Best: {', '.join(f'{a} {b}' for a, b in best['change'].items()) or 'the defaults'}, "
+              f"{gap:+.1f} mean IoU over the defaults."]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--k", type=int, default=1, choices=(1, 5, 10))
+    ap.add_argument("--work", default=str(ROOT / "runs" / "results"))
+    ap.add_argument("--draws", type=int, default=3)
+    ap.add_argument("--steps", type=int, default=400, help="the k-shot table's training steps")
+    args = ap.parse_args()
+    work = Path(args.work)
+    if not (work / "pool" / "latents").is_dir():
+        raise SystemExit(f"no shot pool in {work}/pool: run `python scripts/fewshot_results.py` first")
+    rows = run(args.k, work, args.draws, args.steps)
+    out = ROOT / "docs" / "results" / f"fewshot_settings_{args.k}shot.jsonl"
+    atomic_write_text(out, "".join(json.dumps(r) + "\n" for r in rows))
+    replace_markdown_section(ROOT / "docs" / "results.md", f"## Few-shot head settings ({args.k} shot",
+                             markdown(rows, args.steps))
+    print(f"wrote {out} and its table in docs/results.md")
+
+
+if __name__ == "__main__":
+    main()
