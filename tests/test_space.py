@@ -76,7 +76,7 @@ def test_annotate_train_download_round_trip(tmp_path):
         app.train_head("cnn-s", 20, state)
     state["training"] = False
     state, status, preview = app.train_head("cnn-s", 30, state)
-    assert "Trained cnn-s on 2 shot(s)" in status and "never predicted: hair" in status  # classes with no strokes
+    assert "Trained cnn-s on 2 shots" in status and "never predicted: hair" in status  # classes with no strokes
     assert preview.shape == (4 * 256, 512, 3) and not state["training"]
 
     with zipfile.ZipFile(app.download_head(state)) as z:
