@@ -51,3 +51,12 @@ def test_the_settings_table_reports_validation_figures_per_class_and_the_best_ch
     assert "| **defaults** | 49.0 | 89.0 | 50.0 | 50.0 | 50.0 | 50.0 | 8.0 | ear 8.0 | 13.0 |" in text
     assert "| lr 0.003 | 50.0 | 90.0 |" in text and "| none |" in text
     assert "Best: lr 0.003, +1.0 mean IoU over the defaults." in text
+
+
+def test_the_settings_sweep_refuses_an_unknown_setting_before_any_work(tmp_path):
+    import pytest
+
+    from gan_partseg.results.fewshot_settings import run
+
+    with pytest.raises(ValueError, match="unknown TrainFewShotConfig field"):
+        run(1, tmp_path, grid=[{"stepz": 10}])  # tmp_path has no pool: the check comes first

@@ -23,7 +23,7 @@ import torch
 from gan_partseg.data.shots import read_latents, read_shots
 from gan_partseg.evaluation.metrics import SegmentationMetrics
 from gan_partseg.files import atomic_write_text, replace_markdown_section
-from gan_partseg.labels import CLASSES_10, id2label, misses_text
+from gan_partseg.labels import CLASSES_10, MISS_BELOW, id2label, misses_text
 from gan_partseg.models.stylegan2 import StyleGAN2Generator
 from gan_partseg.results.fewshot_table import GENERATOR, POOL_SEEDS, ROOT, cached_features, predict
 from gan_partseg.training.fewshot import TrainFewShotConfig, train_fewshot
@@ -42,6 +42,10 @@ TABLE_CLASSES = ("eye", "eyebrow", "mouth", "nose", "ear")
 
 def run(k: int, work: Path, draws: int = 3, steps: int = 400, grid: list[dict] = GRID) -> list[dict]:
     """One row per setting: validation mean / per-class IoU (mean over draws) and training seconds."""
+    known = {f.name for f in fields(TrainFewShotConfig)}
+    unknown = sorted({name for change in grid for name in change} - known)
+    if unknown:  # before any work
+        raise ValueError(f"unknown TrainFewShotConfig field(s) {unknown}")
     g = StyleGAN2Generator.from_pretrained(GENERATOR).eval()
     pool, _ = read_shots(work / "pool")
     by_name = {s.name: s for s in pool}
@@ -50,11 +54,8 @@ def run(k: int, work: Path, draws: int = 3, steps: int = 400, grid: list[dict] =
     latents, noise = read_latents(work / "pool", names)
     features = cached_features(g, latents, noise)
     truth = torch.from_numpy(np.stack([by_name[n].labels for n in names])).long()
-    known = {f.name for f in fields(TrainFewShotConfig)}
     rows = []
     for change in grid:
-        if set(change) - known:
-            raise ValueError(f"unknown TrainFewShotConfig field(s) {sorted(set(change) - known)}")
         per_draw = []
         for draw in range(draws):
             chosen = list(np.random.default_rng(1000 * k + draw).choice(seeds, size=k, replace=False))
@@ -85,7 +86,8 @@ def markdown(rows: list[dict], steps: int) -> str:
              f"{rows[0]['draws']} draws of the k-shot table's shots from the pool; scored on the {rows[0]['n_val']} pool "
              "faces not drawn (inverted training faces with true labels), never on the held-out test faces. "
              "IoU x 100, mean over draws.", "", f"Reproduce: `python scripts/fewshot_settings.py --k {k}`", "",
-             "| setting | mean IoU | weighted IoU | " + " | ".join(TABLE_CLASSES) + " | misses (IoU < 20) | s / head |",
+             "| setting | mean IoU | weighted IoU | " + " | ".join(TABLE_CLASSES)
+             + f" | misses (IoU < {100 * MISS_BELOW:.0f}) | s / head |",
              "|" + "---|" * (5 + len(TABLE_CLASSES))]
     for r in rows:
         label = ", ".join(f"{a} {b}" for a, b in r["change"].items()) or "**defaults**"
