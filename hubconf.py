@@ -25,14 +25,16 @@ if str(_ROOT) not in _sys.path:  # torch.hub imports this file from the repo roo
 
 
 def _load(cls, default: str, pretrained: bool, name, repo_id, revision, config_kwargs, **kwargs):
+    from gan_partseg.errors import ArgumentError
+
     if not pretrained:
         if name or repo_id:
-            raise ValueError("pretrained=False builds a fresh model: name / repo_id would be ignored")
+            raise ArgumentError("pretrained=False builds a fresh model: name / repo_id would be ignored")
         return cls(cls.config_class(**config_kwargs)).eval()
     if config_kwargs:
-        raise ValueError(f"config arguments {sorted(config_kwargs)} only apply with pretrained=False")
+        raise ArgumentError(f"config arguments {sorted(config_kwargs)} only apply with pretrained=False")
     if name and repo_id:
-        raise ValueError("pass either name (bundled artifact or folder) or repo_id (Hugging Face Hub), not both")
+        raise ArgumentError("pass either name (bundled artifact or folder) or repo_id (Hugging Face Hub), not both")
     source = repo_id or name or default
     if revision is not None:
         kwargs["revision"] = revision
@@ -59,9 +61,10 @@ def fewshot_segmenter(pretrained: bool = True, name: str | None = None, repo_id:
     ``seg.segment_latents(w)`` labels generated images; ``seg.segment_images(x)`` real ones (inversion).
     """
     from gan_partseg import FewShotSegmenter
+    from gan_partseg.errors import ArgumentError
 
     if pretrained and not (name or repo_id) and shots not in (1, 5, 10):
-        raise ValueError(f"the bundled few-shot segmenters have 1, 5 or 10 shots, not {shots}")
+        raise ArgumentError(f"the bundled few-shot segmenters have 1, 5 or 10 shots, not {shots}")
     return _load(FewShotSegmenter, f"toyfaces-64-fewshot-10c-{shots}shot", pretrained, name, repo_id, revision,
                  config)
 

@@ -32,12 +32,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from common import write_results
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -179,12 +180,9 @@ def main() -> None:
                              "cached_shot_bytes": stacked_bytes({n: c for n, (c, _) in shapes.items()}, out),
                              "stacked_bytes": stacked_bytes({n: c for n, (c, _) in shapes.items()}, out)})
 
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "fewshot_head.json").write_text(json.dumps(rows, indent=2))
     print(format_table(rows))
-    (RESULTS / "fewshot_head.md").write_text(
-        f"# Few-shot head training step ({args.device}, {platform.machine()}, steps per row: {steps})\n\n"
-        + format_table(rows) + "\n")
+    write_results("fewshot_head", rows, f"# Few-shot head training step ({args.device}, steps per row: {steps})\n\n"
+                  + format_table(rows) + "\n\nReproduce: `python benchmarks/fewshot_head.py`\n")
 
 
 def format_table(rows: list[dict]) -> str:

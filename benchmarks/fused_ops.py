@@ -13,11 +13,12 @@ Writes benchmarks/results/fused_ops.json and fused_ops.md.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import time
 from pathlib import Path
+
+from common import write_results
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -103,11 +104,8 @@ def main() -> None:
               f"{r['speedup']:.2f} |" for r in rows]
     lines += ["", "Medians of alternating runs; speedup > 1: fused is faster. "
               "Reproduce: `python benchmarks/fused_ops.py`.", ""]
-    from gan_partseg.files import atomic_write_text
-
     suffix = "" if device.type == "cpu" else f"_{device.type}"
-    atomic_write_text(RESULTS / f"fused_ops{suffix}.json", json.dumps(info, indent=2))
-    atomic_write_text(RESULTS / f"fused_ops{suffix}.md", "\n".join(lines))
+    write_results(f"fused_ops{suffix}", info, "\n".join(lines))
     print("\n".join(lines))
 
 

@@ -35,6 +35,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from common import write_results
+
 RESULTS = Path(__file__).resolve().parent / "results"
 ROWS = {
     "stylegan2": dict(disc="stylegan2"),
@@ -85,7 +87,6 @@ def main() -> None:
             print(json.dumps(result))
         return
 
-    from gan_partseg.files import atomic_write_text
 
     rows = []
     for name in ROWS:
@@ -108,12 +109,13 @@ def main() -> None:
                     f"{args.timed} steps after {args.warmup} warm-up steps, one subprocess per row (two for the "
                     f"2proc rows, 1 thread each; the others {args.threads} threads)"}
     RESULTS.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(RESULTS / "gan_step.json", json.dumps({"meta": meta, "rows": rows}, indent=2))
+
     lines = ["| row | processes x threads | s/step | images/s | x StyleGAN2 D |", "|---|---|---|---|---|"]
     lines += [f"| {r['row']} | {r['processes']} x {r['threads']} | {r['seconds_per_step']} | {r['images_per_s']} | "
               f"{r['vs_stylegan2']} |" for r in rows]
     table = "\n".join(lines)
-    atomic_write_text(RESULTS / "gan_step.md", f"# GAN training step\n\n{table}\n\n{meta['note']}\n")
+    write_results("gan_step", {"meta": meta, "rows": rows}, f"# GAN training step\n\n{table}\n\n{meta['note']}\n"
+                  "Reproduce: `python benchmarks/gan_step.py`\n")
     print(table)
 
 

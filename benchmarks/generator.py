@@ -22,6 +22,8 @@ import sys
 import time
 from pathlib import Path
 
+from common import write_results
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 CONFIGS = {
@@ -106,13 +108,15 @@ def main() -> None:
             "torch": __import__("torch").__version__, "device": args.device, "reps": args.reps,
             "note": "best of reps; peak = rise of peak RSS over the pre-forward RSS (CPU) "
                     "or torch.cuda.max_memory_allocated (CUDA); one subprocess per row"}
-    (RESULTS / "generator.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+
     lines = ["| config | batch | return_features | images/s | s/batch | peak MiB |", "|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['config']} | {r['batch']} | {r['return_features']} | {r['images_per_s']} | "
                      f"{r['seconds_per_batch']} | {r['peak_mib']} |")
     table = "\n".join(lines)
-    (RESULTS / "generator.md").write_text(f"# Generator benchmark ({args.device})\n\n{table}\n\n{meta['note']}\n")
+    write_results("generator", {"meta": meta, "rows": rows},
+                  f"# Generator benchmark ({args.device})\n\n{table}\n\n{meta['note']}\n"
+                  "Reproduce: `python benchmarks/generator.py`\n")
     print(table)
 
 

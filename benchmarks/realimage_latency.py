@@ -18,11 +18,12 @@ Writes benchmarks/results/realimage_latency.json and .md and prints the table.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import time
 from pathlib import Path
+
+from common import write_results
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -90,10 +91,7 @@ def main() -> None:
               "Reproduce: `python benchmarks/realimage_latency.py`", ""]
     print("\n".join(table))
     if not args.quick:
-        from gan_partseg.files import atomic_write_text
-
-        atomic_write_text(RESULTS / "realimage_latency.json", json.dumps(result, indent=2))
-        atomic_write_text(RESULTS / "realimage_latency.md", "\n".join(table))
+        write_results("realimage_latency", result, "\n".join(table))
 
 
 if __name__ == "__main__":

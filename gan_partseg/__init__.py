@@ -16,10 +16,10 @@ from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoModelFor
 from transformers.models.auto import modeling_auto
 
 from gan_partseg.evaluation.metrics import SegmentationMetrics, evaluate_arrays
-from gan_partseg.hub import bundled_artifacts, resolve_bundled_names, resolve_pretrained
+from gan_partseg.hub import bundled_artifacts, resolve_bundled_names, resolve_bundled_pipeline_names, resolve_pretrained
 from gan_partseg.inversion.latent_optimizer import InversionResult, LatentOptimizer
 from gan_partseg.labels import CLASSES_3, CLASSES_10
-from gan_partseg.models.autoshot import AutoShotSegmenter, AutoShotSegmenterConfig
+from gan_partseg.models.autoshot import AutoShotSegmenter, AutoShotSegmenterConfig, OutOfDistributionWarning
 from gan_partseg.models.fewshot import FewShotSegmenter, FewShotSegmenterConfig, SegmentationOutput
 from gan_partseg.models.processing import AutoShotImageProcessor
 from gan_partseg.models.stylegan2 import (
@@ -49,7 +49,8 @@ AutoModelForSemanticSegmentation.register(AutoShotSegmenterConfig, AutoShotSegme
 AutoImageProcessor.register(AutoShotSegmenterConfig, image_processor_classes={"pil": AutoShotImageProcessor},
                             exist_ok=True)
 for _auto in (AutoConfig, AutoModel, AutoModelForSemanticSegmentation, AutoImageProcessor):
-    resolve_bundled_names(_auto)  # pipeline("image-segmentation", model="toyfaces-64-autoshot-10c") goes through these
+    resolve_bundled_names(_auto)
+resolve_bundled_pipeline_names()  # pipeline("image-segmentation", model="toyfaces-64-autoshot-10c"), offline
 # the image-segmentation pipeline checks this table by name (it logs an error for models not in it)
 modeling_auto.MODEL_FOR_SEMANTIC_SEGMENTATION_MAPPING_NAMES.setdefault(AutoShotSegmenterConfig.model_type,
                                                                        "AutoShotSegmenter")
@@ -63,6 +64,7 @@ __all__ = [
     "FewShotSegmenter",
     "FewShotSegmenterConfig",
     "InversionResult",
+    "OutOfDistributionWarning",
     "LatentOptimizer",
     "SegmentationMetrics",
     "SegmentationOutput",

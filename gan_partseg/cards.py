@@ -329,7 +329,7 @@ labels = seg.segment(image)   # PIL image or (H, W, 3) uint8 -> (H, W) class ids
 
 import gan_partseg                   # registers the model type with transformers
 from transformers import pipeline
-parts = pipeline("image-segmentation", model="path/to/{name}")(image)   # one mask per present part
+parts = pipeline("image-segmentation", model="{_model_ref(name)}")(image)   # one mask per present part
 ```
 
 ## Results
@@ -345,9 +345,23 @@ flip{loss_text}, best epoch by mean IoU on held-out rendered faces).{reproduce}
 ## Intended use and limits
 
 It knows what its few-shot segmenter taught it, mistakes included, on images like its generator's.
-For real faces, train the same pipeline from a converted FFHQ StyleGAN2 (`docs/real-checkpoints.md`).
+{_ood_sentence(config)}For real faces, train the same pipeline from a converted FFHQ StyleGAN2 (`docs/real-checkpoints.md`).
 """
     return ModelCard(content)
+
+
+def _ood_sentence(config: dict) -> str:
+    if not config.get("input_statistics"):
+        return ""
+    return ("It warns (`OutOfDistributionWarning`) when an image is far from its training images, as its deepest "
+            "encoder features see them, so a photograph given to it says so.\n")
+
+
+def _model_ref(name: str) -> str:
+    """What pipeline(model=...) takes for this model: its bundled name, or the folder it is saved in."""
+    from gan_partseg.hub import bundled_artifacts
+
+    return name if name in bundled_artifacts() else f"path/to/{name}"
 
 
 def converted_card(name: str, config: dict, source: str, fmt: str) -> ModelCard:

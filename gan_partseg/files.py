@@ -156,4 +156,8 @@ def atomic_folder(path: str | os.PathLike, kind: str, overwrite: bool = True) ->
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    readable = 0o666 & ~_umask()  # safetensors writes its files 0600: give them the user's usual mode
+    for f in tmp.rglob("*"):
+        if f.is_file():
+            os.chmod(f, readable)
     swap_in_folder(tmp, out, kind)

@@ -13,7 +13,7 @@ import json
 import os
 from pathlib import Path
 
-from gan_partseg.errors import ModelFolderError
+from gan_partseg.errors import ArgumentError, MissingFileError, ModelFolderError, OutputError
 from gan_partseg.files import atomic_folder
 
 ARTIFACTS_DIR = Path(__file__).resolve().parent / "artifacts"
@@ -37,12 +37,12 @@ def resolve_pretrained(name_or_path: str | os.PathLike) -> str:
         return str(artifacts[text])
     if Path(text).exists():
         if not (Path(text) / "config.json").is_file():
-            raise FileNotFoundError(f"{text} is a folder without config.json: not a gan_partseg model folder")
+            raise MissingFileError(f"{text} is a folder without config.json: not a gan_partseg model folder")
         return text
     if "/" not in text:
         listed = ", ".join(artifacts) or "(none bundled in this install)"
-        raise ValueError(f"unknown pretrained name {text!r}. Bundled artifacts: {listed}. "
-                         "Otherwise pass a model folder or a Hub id 'owner/name'.")
+        raise ModelFolderError(f"unknown pretrained name {text!r}. Bundled artifacts: {listed}. "
+                               "Otherwise pass a model folder or a Hub id 'owner/name'.")
     return text
 
 
@@ -66,13 +66,45 @@ def resolve_bundled_names(auto_cls) -> None:
             if "/" in text or Path(text).exists():
                 raise
             listed = ", ".join(artifacts) or "(none bundled in this install)"
-            raise OSError(f"{text!r} is neither a bundled gan_partseg artifact ({listed}) nor a model that could be "
-                          f"loaded ({str(err).splitlines()[0]}); pass a bundled name, a model folder or a Hub id "
-                          "'owner/name'") from err
+            raise MissingFileError(f"{text!r} is neither a bundled gan_partseg artifact ({listed}) nor a model that could be "
+                                   f"loaded ({str(err).splitlines()[0]}); pass a bundled name, a model folder or a Hub id "
+                                   "'owner/name'") from err
 
     from_pretrained._resolves_bundled = True
     from_pretrained.__doc__ = original.__doc__
     auto_cls.from_pretrained = staticmethod(from_pretrained)
+
+
+#: the pipeline() arguments that may name a model folder
+PIPELINE_NAMED = ("model", "config", "tokenizer", "feature_extractor", "image_processor", "video_processor", "processor")
+
+
+def resolve_bundled_pipeline_names() -> None:
+    """Let ``transformers.pipeline`` take bundled artifact names: each named component that is a bundled
+    name (and not a local path) becomes the bundled folder before transformers sees it, so none of the
+    pipeline's component lookups (tokenizer, processors, ...) asks the network for a name it cannot know."""
+    import functools
+
+    import transformers
+    import transformers.pipelines as pipelines
+
+    original = pipelines.pipeline
+    if getattr(original, "_resolves_bundled", False):
+        return
+
+    def local(value):
+        artifacts = bundled_artifacts()
+        return str(artifacts[value]) if isinstance(value, str) and value in artifacts and not Path(value).exists() else value
+
+    @functools.wraps(original)
+    def pipeline(*args, **kwargs):
+        args = [local(a) if i == 1 else a for i, a in enumerate(args)]  # pipeline(task, model, config, ...)
+        kwargs = {k: local(v) if k in PIPELINE_NAMED else v for k, v in kwargs.items()}
+        return original(*args, **kwargs)
+
+    pipeline._resolves_bundled = True
+    pipelines.pipeline = pipeline
+    transformers.pipeline = pipeline  # `from transformers import pipeline` after `import gan_partseg`
 
 
 KINDS = {
@@ -128,11 +160,11 @@ def check_model_type(cls, path: str, subfolder: str = "") -> None:
     try:
         found = json.loads(config.read_text()).get("model_type")
     except (ValueError, UnicodeDecodeError) as err:
-        raise ValueError(f"{config} is not valid JSON ({err}); the model folder is damaged") from None
+        raise ModelFolderError(f"{config} is not valid JSON ({err}); the model folder is damaged") from None
     if found != expected:
         what = KINDS.get(found, f"a model of type {found!r}")
-        raise ValueError(f"{Path(path) / subfolder} holds {what}, but {cls.__name__} needs "
-                         f"{KINDS.get(expected, expected)}; pass the right folder")
+        raise ModelFolderError(f"{Path(path) / subfolder} holds {what}, but {cls.__name__} needs "
+                               f"{KINDS.get(expected, expected)}; pass the right folder")
 
 
 class ResolveBundledMixin:
@@ -148,7 +180,7 @@ class ResolveBundledMixin:
                 return super().from_pretrained(path, *args, **kwargs)
         except OSError as err:
             if "/" in str(path) and not Path(path).exists():
-                raise OSError(
+                raise MissingFileError(
                     f"could not load {path!r} from the Hugging Face Hub or its local cache ({err}). "
                     "Without a network, download the repo on a connected machine "
                     f"(`huggingface-cli download {path} --local-dir DIR`) and pass DIR."
@@ -156,6 +188,15 @@ class ResolveBundledMixin:
             why = damaged_folder_message(cls, folder) if folder.is_dir() else None
             if why:
                 raise ModelFolderError(why) from None
+            if folder.is_dir():  # a local folder transformers cannot read (e.g. no weights file): the folder's fault
+                what = KINDS.get(getattr(cls.config_class, "model_type", None), cls.__name__)
+                why = str(err).partition("\n")[0]
+                raise ModelFolderError(f"{folder} could not be loaded as {what} ({why}): "
+                                       "save or convert the model again, or pass the right folder") from err
+            if Path(path).is_dir():  # a local model folder without the subfolder asked for (e.g. discriminator/)
+                raise MissingFileError(f"{folder} does not exist: {path} holds no {kwargs.get('subfolder')}/ model "
+                                       f"({cls.__name__}); convert or save it with one (convert --discriminator "
+                                       "writes discriminator/)") from err
             raise
         except Exception:  # a local folder with a damaged file: name it instead of transformers' internals
             why = damaged_folder_message(cls, folder) if folder.is_dir() else None
@@ -248,7 +289,7 @@ def check_model_repo(folder: str | os.PathLike) -> list[Path]:
     """
     folder = Path(folder)
     if not folder.is_dir():
-        raise FileNotFoundError(f"{folder} is not a folder")
+        raise MissingFileError(f"{folder} is not a folder")
     files = sorted(p for p in folder.rglob("*") if p.is_file()
                    and not any(part.startswith(".") for part in p.relative_to(folder).parts))
     names = {p.relative_to(folder).as_posix() for p in files}
@@ -262,7 +303,7 @@ def check_model_repo(folder: str | os.PathLike) -> list[Path]:
     if readme.is_file() and not readme.read_text(encoding="utf-8").startswith("---\n"):
         problems.append("README.md has no YAML front matter (write it with gan_partseg.cards)")
     if problems:
-        raise ValueError(f"{folder} is not a valid Hub model repo: " + "; ".join(problems))
+        raise ModelFolderError(f"{folder} is not a valid Hub model repo: " + "; ".join(problems))
     return files
 
 
@@ -275,12 +316,18 @@ def push_folder(folder: str | os.PathLike, repo_id: str, private: bool = False, 
     from huggingface_hub import CommitOperationAdd, HfApi
 
     if "/" not in repo_id or repo_id.count("/") != 1:
-        raise ValueError(f"repo_id must look like 'owner/name', got {repo_id!r}")
+        raise ArgumentError(f"repo_id must look like 'owner/name', got {repo_id!r}")
     folder = Path(folder)
     files = check_model_repo(folder)
     api = api or HfApi(token=token)
     operations = [CommitOperationAdd(path_in_repo=p.relative_to(folder).as_posix(), path_or_fileobj=str(p))
                   for p in files]
-    api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
-    return api.create_commit(repo_id, operations=operations, repo_type="model", revision=revision,
-                             commit_message=commit_message or f"Upload {folder.name} with gan_partseg")
+    try:
+        api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
+        return api.create_commit(repo_id, operations=operations, repo_type="model", revision=revision,
+                                 commit_message=commit_message or f"Upload {folder.name} with gan_partseg")
+    except OSError as err:  # offline, no token, no write access, a refused name: huggingface_hub's OSErrors
+        why = str(err).partition("\n")[0]
+        raise OutputError(f"could not push {folder} to {repo_id} ({why}); no commit was made. "
+                          "Check the network (and that HF_HUB_OFFLINE is unset), log in with `hf auth login`, or pass "
+                          "a token with write access to that repo") from err

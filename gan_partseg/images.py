@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from gan_partseg.errors import ImageError
+from gan_partseg.errors import ImageError, MissingFileError
 from gan_partseg.files import atomic_write_bytes
 from gan_partseg.labels import palette_for
 
@@ -189,10 +189,10 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
     """Image files in ``folder`` (sorted); a clear error when there is none."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise FileNotFoundError(f"{folder} is not a folder")
+        raise MissingFileError(f"{folder} is not a folder")
     found = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not found:
-        raise ValueError(f"{folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+        raise ImageError(f"{folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
     return found
 
 
@@ -200,7 +200,7 @@ def matching_label(label_dir: str | os.PathLike, image_path: Path) -> Path:
     """labels/NAME.png for images/NAME.*; a clear error when it is missing."""
     path = Path(label_dir) / f"{image_path.stem}.png"
     if not path.is_file():
-        raise FileNotFoundError(f"no label file {path} for image {image_path}")
+        raise MissingFileError(f"no label file {path} for image {image_path}")
     return path
 
 

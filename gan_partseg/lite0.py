@@ -8,13 +8,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gan_partseg.errors import MissingExtraError  # also importable from here, as before
+
 # ImageNet normalisation of the weights (RGB in [0, 1]): (1, 3, 1, 1).
 IMAGENET_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
 IMAGENET_STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
-
-
-class MissingExtraError(ImportError):
-    pass
 
 
 def load_efficientnet_lite0() -> torch.nn.Module:

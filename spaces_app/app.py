@@ -20,6 +20,7 @@ import re
 import shutil
 import tempfile
 import threading
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -33,6 +34,7 @@ from gan_partseg.data.shots import Shot, write_id2label, write_shot
 from gan_partseg.errors import ImageError, UserError
 from gan_partseg.images import open_rgb, overlay, tensor_to_uint8, uint8_to_tensor, upscale
 from gan_partseg.labels import CLASSES_3, CLASSES_10, MISS_BELOW, counted, id2label, misses_text, palette_for, to_three_class
+from gan_partseg.models.autoshot import OutOfDistributionWarning
 from gan_partseg.models.stylegan2 import TRUNCATION
 from gan_partseg.visualize import legend
 
@@ -52,6 +54,7 @@ def _scale() -> int:
 MAX_PIXELS = 16_000_000  # uploads above this are refused before decoding
 MAX_UPLOAD = "10mb"
 MAX_STEPS = 600
+DEFAULT_STEPS = 150  # the training slider's opening value: a 1-shot mlp-1 in seconds (benchmarks/fewshot_train_time.py)
 MAX_SHOTS = 20
 HEADS = ["cnn-s", "cnn-m", "cnn-l", "mlp-1", "mlp-2"]
 log = logging.getLogger("gan_partseg.space")
@@ -306,10 +309,17 @@ def segment_upload(path: str | None, slow: bool, steps: int, progress=gr.Progres
     image = open_upload(path)
     unet = Models.get(AUTOSHOT)
     small = np.asarray(image.resize((256, 256), Image.BILINEAR))
-    labels = unet.segment(Image.fromarray(small)).numpy()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", OutOfDistributionWarning)  # every upload is judged on its own
+        labels = unet.segment(Image.fromarray(small)).numpy()
     names = tuple(unet.id2label[i] for i in range(len(unet.id2label)))
     over = overlay(small, labels, len(names), 0.6)
     inversion, status = None, "Auto-shot U-Net: one forward pass."
+    if any(issubclass(w.category, OutOfDistributionWarning) for w in caught):
+        far = ("This image looks nothing like the toy faces these models learned: expect wrong parts. "
+               "Try a face drawn in the first tab, or train models on your own images.")
+        gr.Warning(far)
+        status = f"{far} {status}"
     if slow:
         steps = int(steps)
         if not 20 <= steps <= 300:
@@ -395,7 +405,7 @@ def build_demo() -> gr.Blocks:
             gallery = gr.Gallery(label="shots", columns=6, height=200, object_fit="contain")
             with gr.Row():
                 head = gr.Dropdown(HEADS, value="mlp-1", label="head")
-                steps = gr.Slider(10, MAX_STEPS, value=150, step=10, label="training steps")
+                steps = gr.Slider(10, MAX_STEPS, value=DEFAULT_STEPS, step=10, label="training steps")
                 train = gr.Button("Train", variant="primary", elem_id="train-button")
             preview = gr.Image(label="the new head on unseen faces", format="png", elem_id="preview")
             with gr.Row():

@@ -180,9 +180,35 @@ def test_bundled_autoshot_segments_held_out_faces():
     images, truth = render_batch(HELD_OUT_SEEDS[:32], 64)
     pred = np.stack([p.numpy() for p in model.segment([Image.fromarray(a) for a in images])])
     result = evaluate_arrays(pred, truth, 10, CLASSES_10)
-    # docs/results/autoshot.json: 200 held-out faces; the first 32 must stay well above a trivial predictor
-    # measured on 200: weighted 87.5, skin 62.0, clothes 92.2 (docs/results.md)
-    assert result["weighted_iou"] > 0.8 and result["per_class_iou"]["skin"] > 0.5 and result["per_class_iou"]["clothes"] > 0.85
+    # docs/results/autoshot.json, 200 held-out faces: mean 61.3, eye 57.3, ear 21.2 (docs/results.md); on the
+    # first 32 every part must stay well above a predictor that drops it
+    assert result["mean_iou"] > 0.5 and result["weighted_iou"] > 0.85
+    assert all(result["per_class_iou"][c] > 0.1 for c in CLASSES_10), result["per_class_iou"]
+
+
+@pytest.mark.e2e
+def test_bundled_autoshot_warns_on_a_flag_but_not_on_held_out_faces():
+    import warnings
+
+    from gan_partseg.data import HELD_OUT_SEEDS, render_batch
+    from gan_partseg.models.autoshot import OutOfDistributionWarning
+
+    model = AutoShotSegmenter.from_pretrained("toyfaces-64-autoshot-10c")
+    assert model.config.input_statistics["threshold"] > 0
+    images, _ = render_batch(HELD_OUT_SEEDS[:200], 64)
+    pixels = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
+    assert float(model.input_scores(pixels).max()) < model.config.input_statistics["threshold"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", OutOfDistributionWarning)
+        model.segment([Image.fromarray(a) for a in images[:16]])  # faces the model never saw: no warning
+    flag = np.zeros((60, 90, 3), np.uint8)
+    flag[:20] = (200, 16, 46)
+    flag[20:40] = 255
+    flag[40:] = (0, 40, 104)
+    noise = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    for image in (flag, noise):
+        with pytest.warns(OutOfDistributionWarning, match="far from what the auto-shot U-Net was trained on"):
+            model.segment(Image.fromarray(image))
 
 
 def test_balanced_dice_training_runs_and_is_refused_on_resume_with_another_loss(labelled, tmp_path):
@@ -205,3 +231,50 @@ def test_a_run_recorded_with_the_old_comma_string_widths_resumes_as_the_same_con
     assert config_differences(tmp_path / "train_config.json", TrainAutoShotConfig(widths=[8, 16, 32]), RESUME_KEYS) == {}
     diff = config_differences(tmp_path / "train_config.json", TrainAutoShotConfig(widths=[8, 16]), RESUME_KEYS)
     assert diff == {"widths": ([8, 16, 32], [8, 16])}
+
+
+def test_the_unet_settings_sweep_trains_each_setting_and_reports_its_validation_choice(labelled, tmp_path):
+    from gan_partseg.results.autoshot_settings import markdown, run
+
+    with pytest.raises(ValueError, match="unknown TrainAutoShotConfig field"):
+        run(labelled, tmp_path, grid=[{"lossy": "ce"}])  # refused before any training
+    base = dict(widths=[8, 16], epochs=2, batch=8, n_val=8, rotate=5.0)
+    rows = run(labelled, tmp_path, grid=[{}, {"loss": "ce"}], base=base, progress=False)
+    assert [r["change"] for r in rows] == [{}, {"loss": "ce"}]
+    for folder, row in zip(("defaults", "loss=ce"), rows):
+        summary = json.loads((tmp_path / folder / "summary.json").read_text())
+        assert row["val_mean_iou"] == summary["best_val_mean_iou"] and row["n_train"] == 48
+    assert json.loads((tmp_path / "loss=ce" / "train_config.json").read_text())["loss"] == "ce"
+    pc = {c: 0.5 for c in ("background", "eye", "eyebrow", "mouth", "nose", "ear")}
+    text = markdown([{**rows[0], "val_per_class_iou": {**pc, "ear": 0.1}},
+                     {**rows[1], "val_mean_iou": rows[0]["val_mean_iou"] + 0.02, "val_per_class_iou": pc}])
+    assert "| ear 10.0 |" in text and "| none |" in text and "Best: loss ce, +2.0 mean IoU" in text
+
+
+def test_a_trained_unet_stores_what_its_inputs_look_like_and_warns_far_from_them(labelled, tmp_path):
+    import warnings
+
+    from gan_partseg.models.autoshot import OutOfDistributionWarning
+
+    best = train_autoshot(_cfg(labelled, tmp_path / "run", epochs=2), progress=False)
+    model = AutoShotSegmenter.from_pretrained(best).eval()
+    stats = model.config.input_statistics
+    assert stats["n_images"] == 48 and stats["threshold"] == pytest.approx(stats["margin"] * stats["unseen_training_score_max"])
+    images, _, _, _ = load_training_set(labelled)
+    scores = model.input_scores(images)
+    assert scores.shape == (48,) and float(scores.max()) < stats["threshold"]
+    noise = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    assert float(model.input_scores(noise).min()) > stats["threshold"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", OutOfDistributionWarning)
+        model.segment(images[:8])
+    with pytest.warns(OutOfDistributionWarning, match="give it images like those"):
+        model.segment(noise)
+    # the statistics travel with the model folder (buffers beside the weights), and a model without them is quiet
+    again = AutoShotSegmenter.from_pretrained(best)
+    assert torch.equal(again.ood_precision, model.ood_precision)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", OutOfDistributionWarning)
+        tiny_unet().eval().segment(noise)
+    with pytest.raises(ValueError, match="no input statistics"):
+        tiny_unet().input_scores(noise)

@@ -138,3 +138,94 @@ def test_a_corrupt_shard_of_a_complete_data_set_is_named_and_make_dataset_redoes
     make_dataset(segmenter_dir, out, n=8, shard_size=4, progress=False)
     ds, _ = load_generated_dataset(out)
     assert sorted(ds["seed"]) == list(range(8)) and good.stat().st_mtime_ns == stamp
+
+
+def test_every_family_is_a_user_error_and_keeps_its_builtin_base():
+    from gan_partseg import errors
+
+    families = [errors.ArgumentError, errors.ModelFolderError, errors.CheckpointError, errors.ImageError,
+                errors.ShotsError, errors.DatasetError, errors.OutputError, errors.MissingFileError,
+                errors.MissingExtraError]
+    defined = {obj for obj in vars(errors).values()
+               if isinstance(obj, type) and issubclass(obj, Exception) and obj is not UserError}
+    assert defined == set(families)  # a family added to errors.py is added here (and to docs/bad-inputs.md)
+    for family in families:
+        assert issubclass(family, UserError) and issubclass(family, Exception), family
+        assert family.__doc__, family
+    for family, builtin in ((errors.ArgumentError, ValueError), (errors.DatasetError, ValueError),
+                            (errors.OutputError, FileExistsError), (errors.MissingFileError, FileNotFoundError),
+                            (errors.MissingExtraError, ImportError)):
+        assert issubclass(family, builtin), family  # `except ValueError` (etc.) written before the families works
+    from gan_partseg.data.celebamask import CelebAMaskError
+    from gan_partseg.data.pascal_part import PascalPartError
+    from gan_partseg.lite0 import MissingExtraError
+
+    assert issubclass(CelebAMaskError, errors.DatasetError) and issubclass(PascalPartError, errors.DatasetError)
+    assert MissingExtraError is errors.MissingExtraError
+
+
+@pytest.mark.parametrize("fault", [ValueError("a bug deep in torch"), RuntimeError("a bug"), KeyError("bug"),
+                                   OSError("disk gone"), ImportError("cannot import name 'x' from 'torch'")])
+def test_a_real_fault_keeps_its_traceback_and_a_user_error_is_one_line(fault, monkeypatch, tmp_path, capsys):
+    import gan_partseg.cli as cli
+
+    def broken(args):
+        raise fault
+
+    argv = ["export-data", "--out", str(tmp_path / "d"), "--n", "1"]
+    monkeypatch.setattr(cli, "_cmd_export_data", broken)
+    with pytest.raises(type(fault)) as info:  # not caught: python prints the traceback and exits 1
+        main(argv)
+    assert info.value is fault
+    assert "error:" not in capsys.readouterr().err
+
+    def refused(args):
+        raise ArgumentError("--n must be >= 1, got 0")
+
+    monkeypatch.setattr(cli, "_cmd_export_data", refused)
+    _fails_plainly(capsys, argv, "--n must be >= 1")
+    monkeypatch.setenv("GAN_PARTSEG_DEBUG", "1")  # and with the debug switch, a user error keeps its traceback too
+    with pytest.raises(ArgumentError):
+        main(argv)
+    monkeypatch.delenv("GAN_PARTSEG_DEBUG")
+    with pytest.raises(ArgumentError):
+        main(["--debug", *argv])
+
+
+def test_a_missing_optional_extra_names_it_and_other_import_errors_are_faults(monkeypatch, tmp_path, capsys):
+    import gan_partseg.cli as cli
+
+    def needs_scipy(args):
+        raise ModuleNotFoundError("No module named 'scipy'", name="scipy")
+
+    argv = ["export-data", "--out", str(tmp_path / "d"), "--n", "1"]
+    monkeypatch.setattr(cli, "_cmd_export_data", needs_scipy)
+    _fails_plainly(capsys, argv, "needs the 'data' extra", "pip install 'gan_partseg[data]'")
+
+    def needs_unknown(args):
+        raise ModuleNotFoundError("No module named 'torch._C'", name="torch._C")
+
+    monkeypatch.setattr(cli, "_cmd_export_data", needs_unknown)
+    with pytest.raises(ModuleNotFoundError):
+        main(argv)
+
+
+def test_a_model_folder_without_weights_or_subfolder_is_named(model_folder, capsys):
+    from gan_partseg import StyleGAN2Discriminator
+    from gan_partseg.errors import MissingFileError
+
+    with pytest.raises(MissingFileError, match="holds no discriminator/ model"):
+        StyleGAN2Discriminator.from_pretrained(model_folder, subfolder="discriminator")
+    (model_folder / "model.safetensors").unlink()
+    _fails_plainly(capsys, ["grid", "--generator", str(model_folder), "--out", str(model_folder / "g.png")],
+                   f"{model_folder} could not be loaded as a StyleGAN2 generator", "no file named model.safetensors")
+
+
+def test_an_unreadable_shot_image_is_named(tmp_path, capsys):
+    shots = tmp_path / "shots"
+    assert main(["sample", "--n", "1", "--out", str(shots)]) == 0
+    image = next((shots / "images").glob("*.png"))
+    image.write_bytes(b"not a png")
+    capsys.readouterr()
+    _fails_plainly(capsys, ["train-fewshot", "--shots", str(shots), "--steps", "1"],
+                   f"{image} is not a readable PNG", "remove the shot")

@@ -1,16 +1,18 @@
 """NVIDIA stylegan2-ada-pytorch pickles: built here with the real structure, read without running code."""
 
 import collections
+import json
 import os
 import pickle
 import sys
 import types
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
-from gan_partseg import StyleGAN2Discriminator, StyleGAN2Generator
+from gan_partseg import StyleGAN2Discriminator, StyleGAN2DiscriminatorConfig, StyleGAN2Generator
 from gan_partseg.cli import main as cli_main
 from gan_partseg.convert.nvidia import (
     PersistedModule,
@@ -21,6 +23,7 @@ from gan_partseg.convert.nvidia import (
     rosinality_to_nvidia,
 )
 from gan_partseg.convert.rosinality import CheckpointError
+from tests.conftest import TINY_CHANNELS
 
 SOURCE_RAN = []
 
@@ -49,13 +52,17 @@ def fake_persistence(monkeypatch, tmp_path):
     src = f"open({str(marker)!r}, 'w').write('ran')\n"
 
     class Persistent:
-        def __init__(self, class_name, params=None, buffers=None, modules=None):
+        """``attrs``: the module's other ``__dict__`` entries (NVIDIA's ``_init_args`` / ``_init_kwargs``, plain
+        attributes such as ``group_size`` or ``is_torgb``), pickled in its state as the real persistence does."""
+
+        def __init__(self, class_name, params=None, buffers=None, modules=None, attrs=None):
             self.class_name = class_name
             self.state = {"training": False,
                           "_parameters": collections.OrderedDict((k, torch.nn.Parameter(v)) for k, v in (params or {}).items()),
                           "_buffers": collections.OrderedDict(buffers or {}),
                           "_non_persistent_buffers_set": set(),
-                          "_modules": collections.OrderedDict(modules or {})}
+                          "_modules": collections.OrderedDict(modules or {}),
+                          **(attrs or {})}
 
         def __reduce__(self):
             meta = {"type": "class", "version": 4, "module_src": src, "class_name": self.class_name,
@@ -86,24 +93,69 @@ def _tree(Persistent, flat: dict[str, torch.Tensor], class_name: str):
     return build(class_name, root)
 
 
-def _write_nvidia_pickle(path, Persistent, g: StyleGAN2Generator, d: StyleGAN2Discriminator):
+class _EasyDict(dict):
+    """Pickles as ``dnnlib.util.EasyDict``, like the kwargs NVIDIA's networks record (see _easydict_module)."""
+
+
+_EasyDict.__module__, _EasyDict.__qualname__ = "dnnlib.util", "EasyDict"
+
+
+@pytest.fixture(autouse=True)
+def _easydict_module(monkeypatch):
+    util = types.ModuleType("dnnlib.util")
+    util.EasyDict = _EasyDict
+    pkg = types.ModuleType("dnnlib")
+    pkg.util = util
+    monkeypatch.setitem(sys.modules, "dnnlib", pkg)
+    monkeypatch.setitem(sys.modules, "dnnlib.util", util)
+
+
+def _discriminator_tree(Persistent, d: StyleGAN2Discriminator, mbstd):
+    """D as stylegan2-ada-pytorch pickles it. ``mbstd`` = (group size, channels): the discriminator's
+    ``init_kwargs.epilogue_kwargs``, the epilogue ``b4``'s init kwargs, and its ``MinibatchStdLayer`` child
+    ``b4.mbstd`` (attributes ``group_size``, ``num_channels``; no tensors) all carry them. None: none of that
+    (the bare tensors of the older fixtures)."""
+    tree = _tree(Persistent, rosinality_to_nvidia(dict(d.state_dict()), discriminator_key_map(d.config.size)),
+                 "Discriminator")
+    if mbstd is None:
+        return tree
+    group, channels = mbstd
+    c4 = d.config.channel(4)
+    tree.state["_init_args"] = ()
+    tree.state["_init_kwargs"] = _EasyDict(c_dim=0, img_resolution=d.config.size, img_channels=3, architecture="resnet",
+                                           channel_base=16384, channel_max=512, num_fp16_res=4, conv_clamp=256,
+                                           epilogue_kwargs=_EasyDict(mbstd_group_size=group))
+    b4 = tree.state["_modules"]["b4"]
+    b4.state.update(in_channels=c4, cmap_dim=0, resolution=4, img_channels=3, architecture="resnet",
+                    _init_args=(c4,), _init_kwargs=dict(cmap_dim=0, resolution=4, mbstd_group_size=group,
+                                                        mbstd_num_channels=channels, img_channels=3,
+                                                        architecture="resnet", conv_clamp=256))
+    layer = None if channels == 0 else Persistent(  # NVIDIA: self.mbstd = None when mbstd_num_channels is 0
+        "MinibatchStdLayer", attrs={"group_size": group, "num_channels": channels, "_init_args": (),
+                                    "_init_kwargs": {"group_size": group, "num_channels": channels}})
+    b4.state["_modules"] = collections.OrderedDict([("mbstd", layer), *b4.state["_modules"].items()])
+    return tree
+
+
+def _write_nvidia_pickle(path, Persistent, g: StyleGAN2Generator, d: StyleGAN2Discriminator, mbstd=(4, 1)):
     gsd = dict(g.state_dict())
     gsd["latent_avg"] = torch.randn(g.config.style_dim)
     g_nv = rosinality_to_nvidia(gsd, generator_key_map(g.config.size, g.config.n_mlp))
     for r in [2 ** i for i in range(3, g.config.size.bit_length())]:
         g_nv[f"synthesis.b{r}.conv0.resample_filter"] = torch.tensor([1.0, 3, 3, 1]).outer(torch.tensor([1.0, 3, 3, 1])) / 64
-    d_nv = rosinality_to_nvidia(dict(d.state_dict()), discriminator_key_map(d.config.size))
-    data = {"G": _tree(Persistent, g_nv, "Generator"), "D": _tree(Persistent, d_nv, "Discriminator"),
+    data = {"G": _tree(Persistent, g_nv, "Generator"), "D": _discriminator_tree(Persistent, d, mbstd),
             "G_ema": _tree(Persistent, g_nv, "Generator"), "augment_pipe": None,
             "training_set_kwargs": {"class_name": "training.dataset.ImageFolderDataset", "resolution": g.config.size}}
     path.write_bytes(pickle.dumps(data, protocol=4))
     return gsd["latent_avg"]
 
 
+@pytest.mark.parametrize("mbstd", [(4, 1), None], ids=["with-mbstd-records", "bare-tensors"])
 def test_nvidia_pickle_converts_without_running_its_code(fake_persistence, tiny_generator, tiny_discriminator,
-                                                          tmp_path):
+                                                          tmp_path, mbstd):
     Persistent, marker = fake_persistence
-    latent_avg = _write_nvidia_pickle(tmp_path / "network-snapshot.pkl", Persistent, tiny_generator, tiny_discriminator)
+    latent_avg = _write_nvidia_pickle(tmp_path / "network-snapshot.pkl", Persistent, tiny_generator, tiny_discriminator,
+                                      mbstd)
     SOURCE_RAN.clear()
     data = load_nvidia_pickle(tmp_path / "network-snapshot.pkl")
     assert isinstance(data["G_ema"], PersistedModule) and data["G_ema"].class_name == "Generator"
@@ -112,6 +164,7 @@ def test_nvidia_pickle_converts_without_running_its_code(fake_persistence, tiny_
     out = convert_nvidia(tmp_path / "network-snapshot.pkl", tmp_path / "converted", discriminator=True)
     g = StyleGAN2Generator.from_pretrained(out).eval()
     d = StyleGAN2Discriminator.from_pretrained(out, subfolder="discriminator").eval()
+    assert (d.config.mbstd_group_size, d.config.mbstd_num_channels) == (4, 1)  # stated, or NVIDIA's defaults
     assert g.config.has_latent_avg and torch.equal(g.latent_avg, latent_avg)
     z = torch.randn(2, g.config.style_dim)
     with torch.no_grad():
@@ -164,14 +217,177 @@ def test_foreign_files_get_clear_errors(tmp_path, tiny_generator):
         load_nvidia_pickle(tmp_path / "missing.pkl")
 
 
-def test_other_architectures_are_named(fake_persistence, tmp_path):
+def _nvidia_minibatch_std(x, group_size, num_channels):
+    """NVIDIA's MinibatchStdLayer.forward (stylegan2-ada-pytorch training/networks.py), line for line."""
+    N, C, H, W = x.shape
+    G = min(group_size, N) if group_size is not None else N
+    F = num_channels
+    c = C // F
+    y = x.reshape(G, -1, F, c, H, W)    # [GnFcHW] Split minibatch N into n groups of size G, channels C into F groups.
+    y = y - y.mean(dim=0)               # [GnFcHW] Subtract mean over group.
+    y = y.square().mean(dim=0)          # [nFcHW]  Calc variance over group.
+    y = (y + 1e-8).sqrt()               # [nFcHW]  Calc stddev over group.
+    y = y.mean(dim=[2, 3, 4])           # [nF]     Take average over channels and pixels.
+    y = y.reshape(-1, F, 1, 1)          # [nF11]   Add missing dimensions.
+    y = y.repeat(G, 1, H, W)            # [NFHW]   Replicate over group and pixels.
+    return torch.cat([x, y], dim=1)     # [NCHW]   Append to input as new channels.
+
+
+def _nvidia_logits(d: StyleGAN2Discriminator, images, group_size, num_channels):
+    """Our residual blocks, NVIDIA's epilogue: the logits the pickle's own code gives for ``images``."""
+    x = d.convs(images)
+    x = _nvidia_minibatch_std(x, group_size, num_channels) if num_channels else x
+    return d.final_linear(d.final_conv(x).flatten(1))
+
+
+def test_nvidia_mbstd_group_size_is_read_and_honoured(fake_persistence, tiny_generator, tiny_discriminator, tmp_path):
+    """paper256 / paper512 pickles train D with groups of 8: converted, D gives the logits NVIDIA's layer gives."""
+    Persistent, _ = fake_persistence
+    _write_nvidia_pickle(tmp_path / "paper256.pkl", Persistent, tiny_generator, tiny_discriminator, mbstd=(8, 1))
+    out = convert_nvidia(tmp_path / "paper256.pkl", tmp_path / "converted", discriminator=True)
+    saved = json.loads((out / "discriminator" / "config.json").read_text())
+    assert saved["mbstd_group_size"] == 8 and saved.get("mbstd_num_channels", 1) == 1
+    d = StyleGAN2Discriminator.from_pretrained(out, subfolder="discriminator").eval()
+    assert (d.config.mbstd_group_size, d.config.mbstd_num_channels) == (8, 1)
+
+    images = torch.randn(8, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        x = d.convs(images)
+        ref8, ref4 = (_nvidia_minibatch_std(x, g, 1)[:, -1:] for g in (8, 4))
+        assert torch.allclose(d.minibatch_stddev(x), ref8, rtol=1e-5, atol=1e-7)
+        assert (ref8 - ref4).abs().max() > 1e-2 * ref8.abs().max()  # groups of 4 would be another feature
+        logits = d(images).logits
+        assert torch.allclose(logits, _nvidia_logits(d, images, 8, 1), rtol=1e-5, atol=1e-6)
+        assert not torch.allclose(logits, _nvidia_logits(d, images, 4, 1), rtol=1e-4, atol=1e-5)
+        assert not torch.allclose(logits, tiny_discriminator(images).logits, rtol=1e-4, atol=1e-5)
+        # a batch of 4 is one group for both; 6 is one group of 6 (min(8, B), as NVIDIA's); 12, which 8 does not
+        # divide (NVIDIA's reshape fails), falls back to groups of 1
+        assert torch.equal(d(images[:4]).logits, tiny_discriminator(images[:4]).logits)
+        assert torch.allclose(d(images[:6]).logits, _nvidia_logits(d, images[:6], 8, 1), rtol=1e-5, atol=1e-6)
+        twelve = torch.cat([images, images[:4]])
+        assert torch.allclose(d(twelve).logits, _nvidia_logits(d, twelve, 1, 1), rtol=1e-5, atol=1e-6)
+
+
+def test_nvidia_mbstd_whole_batch_and_several_channels(fake_persistence, tiny_generator, tmp_path):
+    """group size None (the whole minibatch) and 2 stddev channels, as NVIDIA's layer allows; 0 turns it off."""
+    Persistent, _ = fake_persistence
+    for group, channels in [(None, 2), (4, 0)]:
+        torch.manual_seed(3)
+        disc = StyleGAN2Discriminator(StyleGAN2DiscriminatorConfig(size=32, channels=TINY_CHANNELS, mbstd_group_size=group,
+                                                                   mbstd_num_channels=channels)).eval()
+        _write_nvidia_pickle(tmp_path / "d.pkl", Persistent, tiny_generator, disc, mbstd=(group, channels))
+        out = convert_nvidia(tmp_path / "d.pkl", tmp_path / f"out-{channels}", discriminator=True)
+        d = StyleGAN2Discriminator.from_pretrained(out, subfolder="discriminator").eval()
+        assert (d.config.mbstd_group_size, d.config.mbstd_num_channels) == (group, channels)
+        images = torch.randn(6, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+        with torch.no_grad():
+            assert torch.allclose(d(images).logits, _nvidia_logits(d, images, group, channels), rtol=1e-5, atol=1e-6)
+
+
+def test_nvidia_mbstd_records_that_disagree_with_the_weights_are_refused(fake_persistence, tiny_generator,
+                                                                         tiny_discriminator, tmp_path):
+    Persistent, _ = fake_persistence
+    _write_nvidia_pickle(tmp_path / "bad.pkl", Persistent, tiny_generator, tiny_discriminator, mbstd=(4, 2))
+    with pytest.raises(CheckpointError, match=r"2 channel\(s\) but b4\.conv\.weight .* takes 1"):
+        convert_nvidia(tmp_path / "bad.pkl", tmp_path / "out", discriminator=True)
+    _write_nvidia_pickle(tmp_path / "zero.pkl", Persistent, tiny_generator, tiny_discriminator, mbstd=(0, 1))
+    with pytest.raises(CheckpointError, match="mbstd_group_size is 0, not a positive integer"):
+        convert_nvidia(tmp_path / "zero.pkl", tmp_path / "out", discriminator=True)
+
+
+def test_discriminator_configs_without_mbstd_fields_load_with_the_defaults(tmp_path):
+    """Folders written before the fields existed (the bundled toyfaces-64 D among them) ran groups of 4, 1 channel."""
+    bundled = Path(__file__).resolve().parents[1] / "gan_partseg" / "artifacts" / "toyfaces-64" / "discriminator"
+    assert "mbstd_group_size" not in json.loads((bundled / "config.json").read_text())
+    d = StyleGAN2Discriminator.from_pretrained(bundled)
+    assert (d.config.mbstd_group_size, d.config.mbstd_num_channels) == (4, 1)
+    assert d.stddev_group == 4 and d.final_conv[0].weight.shape[1] == d.config.channel(4) + 1
+    with pytest.raises(ValueError, match="mbstd_group_size must be a positive integer or None"):
+        StyleGAN2DiscriminatorConfig(size=32, channels=TINY_CHANNELS, mbstd_group_size=0)
+    with pytest.raises(ValueError, match="does not divide"):
+        StyleGAN2DiscriminatorConfig(size=32, channels=TINY_CHANNELS, mbstd_num_channels=3)
+
+
+def _stylegan3_generator(Persistent, with_input=True):
+    """The smallest G_ema of NVlabs/stylegan3's networks_stylegan3 layout: mapping, then a synthesis network of a
+    Fourier-feature SynthesisInput and one alias-free SynthesisLayer (with its is_torgb / is_critically_sampled /
+    use_fp16 flags and NumPy sizes, as the real module's __dict__ holds them)."""
+    def fc(i, o):
+        return Persistent("FullyConnectedLayer", {"weight": torch.zeros(o, i), "bias": torch.zeros(o)},
+                          attrs={"in_features": i, "out_features": o, "activation": "linear"})
+
+    size = np.broadcast_to(np.asarray(36), [2])
+    synthesis = {"L0_36_4": Persistent(
+        "SynthesisLayer", {"weight": torch.zeros(4, 4, 3, 3), "bias": torch.zeros(4)},
+        {"magnitude_ema": torch.ones([]), "up_filter": torch.ones(12), "down_filter": torch.ones(12)},
+        {"affine": fc(4, 4)},
+        attrs={"w_dim": 4, "is_torgb": False, "is_critically_sampled": False, "use_fp16": False, "in_channels": 4,
+               "out_channels": 4, "in_size": size, "out_size": size, "_init_args": (), "_init_kwargs": {}})}
+    if with_input:
+        synthesis = {"input": Persistent(
+            "SynthesisInput", {"weight": torch.zeros(4, 4)},
+            {"transform": torch.eye(3), "freqs": torch.zeros(4, 2), "phases": torch.zeros(4)}, {"affine": fc(4, 4)},
+            attrs={"w_dim": 4, "channels": 4, "size": size, "sampling_rate": 16, "bandwidth": 2}), **synthesis}
+    return Persistent("Generator", modules={
+        "mapping": Persistent("MappingNetwork", buffers={"w_avg": torch.zeros(4)}, modules={"fc0": fc(4, 4)},
+                              attrs={"z_dim": 4, "w_dim": 4, "num_ws": 2, "num_layers": 1}),
+        "synthesis": Persistent("SynthesisNetwork", modules=synthesis,
+                                attrs={"layer_names": list(synthesis)[1:] if with_input else list(synthesis)})},
+        attrs={"z_dim": 4, "c_dim": 0, "w_dim": 4, "img_resolution": 16, "img_channels": 3, "_init_args": (),
+               "_init_kwargs": _EasyDict(z_dim=4, c_dim=0, w_dim=4, img_resolution=16, img_channels=3)})
+
+
+@pytest.mark.parametrize("with_input", [True, False], ids=["SynthesisInput", "SynthesisLayer-flags"])
+def test_stylegan3_pickles_are_refused_by_name(fake_persistence, tmp_path, capsys, with_input):
+    Persistent, marker = fake_persistence
+    g = _stylegan3_generator(Persistent, with_input)
+    (tmp_path / "sg3.pkl").write_bytes(pickle.dumps({"G": g, "G_ema": g, "D": None, "augment_pipe": None,
+                                                     "training_set_kwargs": {"resolution": 16}}, protocol=4))
+    evidence = "synthesis.input is a SynthesisInput" if with_input else "synthesis.L0_36_4 is an alias-free SynthesisLayer"
+    with pytest.raises(CheckpointError) as err:
+        convert_nvidia(tmp_path / "sg3.pkl", tmp_path / "out")
+    message = str(err.value)
+    assert message.startswith(f"{tmp_path / 'sg3.pkl'} is a StyleGAN3 checkpoint (its {evidence}")
+    assert "reads StyleGAN2 checkpoints only (stylegan2-ada-pytorch network pickles, rosinality .pt files)" in message
+    assert "Use a StyleGAN2 network" in message and "not a StyleGAN2 generator" not in message
+    assert "\n" not in message and not (tmp_path / "out").exists() and not marker.exists()
+
+    capsys.readouterr()
+    assert cli_main(["convert", "nvidia", str(tmp_path / "sg3.pkl"), str(tmp_path / "out")]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1
+    assert captured.err.startswith("gan-partseg convert: error: ") and "is a StyleGAN3 checkpoint" in captured.err
+    assert not (tmp_path / "out").exists()
+
+
+def test_stylegan3_by_tensor_names_or_module_path(fake_persistence, tmp_path, monkeypatch):
+    """No class names to go by (bare tensors), or a plain pickle of networks_stylegan3 classes: still named."""
     Persistent, _ = fake_persistence
     sg3 = {"mapping.fc0.weight": torch.zeros(4, 4), "mapping.w_avg": torch.zeros(4),
            "synthesis.input.weight": torch.zeros(4, 4), "synthesis.L0_36_512.weight": torch.zeros(4, 4, 3, 3)}
     (tmp_path / "sg3.pkl").write_bytes(pickle.dumps({"G_ema": _tree(Persistent, sg3, "Generator")}))
-    with pytest.raises(CheckpointError, match="not a StyleGAN2 generator|StyleGAN3"):
+    with pytest.raises(CheckpointError, match=r"sg3\.pkl is a StyleGAN3 checkpoint \(it has synthesis\.L0_36_512\.weight\)"):
         convert_nvidia(tmp_path / "sg3.pkl", tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+    from gan_partseg.convert.nvidia import nvidia_generator_to_rosinality
+
+    with pytest.raises(CheckpointError, match=r"StyleGAN3 checkpoint \(it has synthesis\.input\.weight\)"):
+        nvidia_generator_to_rosinality(sg3)
+
+    module = types.ModuleType("training.networks_stylegan3")
+
+    class Generator:
+        pass
+
+    Generator.__module__, Generator.__qualname__ = "training.networks_stylegan3", "Generator"
+    module.Generator = Generator
+    monkeypatch.setitem(sys.modules, "training", types.ModuleType("training"))
+    monkeypatch.setitem(sys.modules, "training.networks_stylegan3", module)
+    (tmp_path / "plain.pkl").write_bytes(pickle.dumps({"G_ema": Generator()}))
+    with pytest.raises(CheckpointError, match=r"StyleGAN3 checkpoint \(it asks for training\.networks_stylegan3\."
+                                              r"Generator; nothing from it was executed\)"):
+        load_nvidia_pickle(tmp_path / "plain.pkl")
 
 
 def test_restricted_unpickler_is_off_every_default_path(tmp_path):

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from gan_partseg.data.generated import load_generated_dataset, shard_path
+from gan_partseg.errors import OutputError
 from gan_partseg.jobs.generated import make_dataset
 
 
@@ -45,12 +46,12 @@ def test_resume_after_interruption_has_no_duplicate_or_missing_seed(segmenter_di
 def test_output_folder_of_another_dataset_is_refused(segmenter_dir, tmp_path):
     out = make_dataset(segmenter_dir, tmp_path / "ds", n=4, shard_size=4, progress=False)
     stamp = shard_path(out, 0, 1).stat().st_mtime_ns
-    with pytest.raises(ValueError, match="holds another data set"):
+    with pytest.raises(OutputError, match="holds another data set"):
         make_dataset(segmenter_dir, out, n=8, shard_size=4, progress=False)
     assert shard_path(out, 0, 1).stat().st_mtime_ns == stamp
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "notes.txt").write_text("mine")
-    with pytest.raises(ValueError, match="not empty"):
+    with pytest.raises(OutputError, match="not empty"):
         make_dataset(segmenter_dir, tmp_path / "other", n=4, progress=False)
 
 
@@ -65,7 +66,7 @@ def test_resume_with_retrained_weights_under_the_same_name_is_refused(segmenter_
     with torch.no_grad():
         g.input.input.add_(0.1)
     g.save_pretrained(gen_dir)
-    with pytest.raises(ValueError, match="holds another data set: weights=.*re-trained under the same name"):
+    with pytest.raises(OutputError, match="holds another data set: weights=.*re-trained under the same name"):
         make_dataset(segmenter_dir, out, n=8, shard_size=4, progress=False)
     assert shard_path(out, 0, 2).stat().st_mtime_ns == stamp
 

@@ -152,6 +152,20 @@ def test_atomic_folder_replaces_whole_or_not_at_all(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["DONE", "c.txt"]
 
 
+def test_a_saved_model_folder_is_readable_like_any_file_the_user_writes(tmp_path, tiny_generator):
+    import os
+
+    from gan_partseg.hub import save_pretrained_atomic
+
+    mask = os.umask(0o022)
+    try:
+        save_pretrained_atomic(tiny_generator, tmp_path / "g")
+    finally:
+        os.umask(mask)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in (tmp_path / "g").iterdir()}
+    assert modes["model.safetensors"] == 0o644 and set(modes.values()) == {0o644}, modes  # safetensors alone wrote 0600
+
+
 def test_the_readme_names_the_repository_once_and_its_hub_lines_run_against_a_local_clone(tmp_path):
     import functools
     import subprocess
@@ -198,3 +212,23 @@ def test_small_models_load_without_a_progress_bar_and_the_setting_is_restored(ca
     StyleGAN2Generator.from_pretrained("toyfaces-64")
     assert "Loading weights" not in capfd.readouterr().err  # 2 MB: instant, so no bar
     assert hf_logging.is_progress_bar_enabled()
+
+
+def test_the_segmentation_pipeline_takes_a_bundled_name_without_touching_the_network(monkeypatch):
+    import socket
+
+    import numpy as np
+    from PIL import Image
+    from transformers import pipeline
+
+    asked = []
+
+    def no_network(host, *args, **kwargs):
+        asked.append(host)
+        raise OSError(f"test: no network ({host})")
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)  # online mode: every component lookup could ask the Hub
+    monkeypatch.setattr(socket, "getaddrinfo", no_network)
+    seg = pipeline("image-segmentation", model="toyfaces-64-autoshot-10c")
+    results = seg(Image.fromarray(np.full((64, 64, 3), 128, np.uint8)))
+    assert asked == [] and results and all(r["mask"].size == (64, 64) for r in results)

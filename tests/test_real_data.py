@@ -8,12 +8,13 @@ import torch
 from PIL import Image
 
 from gan_partseg.cli import main as cli_main
-from gan_partseg.data.celebamask import CelebAMaskError, import_celebamask, label_map
+from gan_partseg.data.celebamask import CelebAMaskError, import_celebamask, label_map, split_faces, split_of
 from gan_partseg.data.export import load_hf_dataset
 from gan_partseg.data.pascal_part import PascalPartError, import_pascal_part, read_annotation
+from gan_partseg.errors import ArgumentError
 from gan_partseg.evaluation.evaluate import evaluate_segmenter
 from gan_partseg.evaluation.metrics import evaluate_arrays
-from gan_partseg.labels import CLASSES_3, CLASSES_10, id2label
+from gan_partseg.labels import CLASSES_3, CLASSES_10, id2label, to_three_class
 from gan_partseg.models.autoshot import AutoShotSegmenter, AutoShotSegmenterConfig
 
 C10 = {name: i for i, name in enumerate(CLASSES_10)}
@@ -50,19 +51,161 @@ def celeba(tmp_path):
     return root
 
 
-def test_celebamask_label_maps_follow_the_documented_order(celeba):
-    lab = label_map(celeba, 0)
+def test_celebamask_g_mask_rule_follows_the_release_painting_order(celeba):
+    lab = label_map(celeba, 0, overlap="g-mask")
     assert lab.shape == (16, 16) and lab.dtype == np.uint8
     assert lab[1, 8] == C10["hair"] and lab[3, 3] == C10["hair"]  # hair painted after skin
     assert lab[7, 5] == C10["eye"] and lab[7, 11] == C10["eye"] and lab[9, 8] == C10["nose"]
     assert lab[11, 7] == C10["mouth"] and lab[12, 7] == C10["mouth"] and lab[10, 3] == C10["skin"]
     assert lab[15, 3] == C10["clothes"] and lab[13, 12] == C10["neck"] and lab[13, 3] == C10["skin"]  # > 0.4 only
-    with_hat = label_map(celeba, 1)
+    with_hat = label_map(celeba, 1, overlap="g-mask")
     assert with_hat[1, 8] == C10["background"] and with_hat[4, 8] == C10["hair"]
     assert with_hat[7, 5] == C10["eye"] and with_hat[5, 4] == C10["background"]  # glasses: background, eyes over them
-    three = label_map(celeba, 0, classes=3)
+    three = label_map(celeba, 0, classes=3, overlap="g-mask")
     assert set(np.unique(three)) == {0, 1, 2, 3}
     assert (three == CLASSES_3.index("eye")).sum() == (lab == C10["eye"]).sum()
+
+
+OVERLAP_FACE = {  # face 3, 16 px masks: (y0, y1, x0, x1) boxes that overlap where the two rules differ
+    "skin": (2, 14, 2, 14), "hair": (0, 6, 0, 16), "hat": (0, 2, 0, 16),  # a hat over the hair
+    "l_brow": (5, 8, 3, 7), "l_eye": (7, 9, 3, 7),  # brow row 5 under the hair; eye row 7 under the brow
+    "r_eye": (4, 7, 10, 12),  # eye rows 4-5 under the hair
+    "nose": (8, 11, 7, 9), "u_lip": (10, 11, 6, 10), "l_lip": (11, 12, 6, 10), "mouth": (12, 13, 6, 10),
+    "l_ear": (7, 10, 0, 3), "ear_r": (9, 10, 0, 2),  # ear column 2 over the skin; an earring on the ear
+    "eye_g": (11, 12, 3, 5),  # glasses over bare skin
+    "neck": (12, 15, 4, 12), "neck_l": (13, 14, 2, 4), "cloth": (14, 16, 0, 16),  # a necklace over the skin
+}
+SOFT = {(7, 14): 76, (8, 14): 102, (9, 14): 127}  # r_brow grey 0.3 / 0.4 / 0.5 of 255 on bare background
+
+
+@pytest.fixture
+def overlap_face(tmp_path):
+    root = tmp_path / "overlap"
+    (root / "CelebA-HQ-img").mkdir(parents=True)
+    Image.fromarray(np.full((32, 32, 3), 128, np.uint8)).save(root / "CelebA-HQ-img" / "3.jpg")
+    folder = root / "CelebAMask-HQ-mask-anno" / "0"
+    folder.mkdir(parents=True)
+    for part, box in OVERLAP_FACE.items():
+        Image.fromarray(_mask((16, 16), box)).save(folder / f"00003_{part}.png")
+    soft = np.zeros((16, 16), np.uint8)
+    for yx, v in SOFT.items():
+        soft[yx] = v
+    Image.fromarray(soft).save(folder / "00003_r_brow.png")
+    return root
+
+
+def _paper_loader(root, idx, n_class):
+    """The paper's utils.load_celeba_mask, restated: one channel per class (its sub-part masks binarised at
+    >= 0.4 and or-ed), a last background channel 1 - sum, argmax (the first maximum wins)."""
+    parts = ({"eye": ["l_eye", "r_eye"], "lip": ["l_lip", "u_lip", "mouth"], "nose": ["nose"]} if n_class == 4 else
+             {"hair": ["hair"], "eyebrow": ["l_brow", "r_brow"], "eye": ["l_eye", "r_eye"],
+              "lip": ["l_lip", "u_lip", "mouth"], "nose": ["nose"], "skin": ["skin"], "ear": ["l_ear", "r_ear"],
+              "neck": ["neck"], "clothes": ["cloth"]})
+    folder = root / "CelebAMask-HQ-mask-anno" / str(idx // 2000)
+    total = np.zeros((16, 16, n_class))
+    for i, subparts in enumerate(parts.values()):
+        part = np.zeros((16, 16))
+        for sub in subparts:
+            f = folder / f"{idx:05d}_{sub}.png"
+            if f.exists():
+                part += (np.asarray(Image.open(f).convert("L"), dtype="uint8") / 255 >= 0.4)
+        total[..., i] = part >= 1
+    total[..., n_class - 1] = 1 - total[..., :n_class - 1].sum(-1)
+    ours = [C10["mouth" if c == "lip" else c] for c in parts] if n_class == 10 else [1, 2, 3]
+    return np.array(ours + [0], np.uint8)[total.argmax(-1)]
+
+
+def test_celebamask_paper_rule_is_the_default(overlap_face):
+    lab = label_map(overlap_face, 3)
+    assert np.array_equal(lab, _paper_loader(overlap_face, 3, 10))
+    assert lab[1, 8] == C10["hair"]  # the hat is never read: hair under it
+    assert lab[5, 4] == C10["hair"] and lab[6, 4] == C10["eyebrow"] and lab[7, 4] == C10["eyebrow"]
+    assert lab[8, 4] == C10["eye"] and lab[4, 10] == C10["hair"] and lab[6, 10] == C10["eye"]
+    assert lab[10, 7] == C10["mouth"] and lab[12, 7] == C10["mouth"]  # lips over the nose; the mouth file is mouth
+    assert lab[8, 2] == C10["skin"] and lab[8, 0] == C10["ear"] and lab[9, 0] == C10["ear"]  # skin > ear; no earring
+    assert lab[11, 3] == C10["skin"]  # glasses never read
+    assert lab[12, 5] == C10["skin"] and lab[14, 5] == C10["neck"] and lab[15, 5] == C10["clothes"]  # skin > neck > cloth
+    assert lab[13, 2] == C10["skin"]  # no necklace
+    assert lab[7, 14] == C10["background"] and lab[8, 14] == C10["eyebrow"] and lab[9, 14] == C10["eyebrow"]  # >= 0.4
+
+
+def test_celebamask_g_mask_rule_keeps_the_earlier_labels(overlap_face):
+    lab = label_map(overlap_face, 3, overlap="g-mask")
+    assert lab[1, 8] == C10["background"] and lab[3, 8] == C10["hair"]  # the hat paints background over the hair
+    assert lab[5, 4] == C10["hair"] and lab[7, 4] == C10["eyebrow"] and lab[4, 10] == C10["hair"]
+    assert lab[8, 2] == C10["ear"] and lab[9, 0] == C10["background"]  # the ear over the skin; the earring over the ear
+    assert lab[11, 3] == C10["background"]  # the glasses paint background
+    assert lab[12, 5] == C10["neck"] and lab[14, 5] == C10["clothes"]  # later parts win
+    assert lab[13, 2] == C10["background"]  # the necklace
+    assert lab[7, 14] == C10["background"] and lab[8, 14] == C10["background"] and lab[9, 14] == C10["eyebrow"]  # > 0.4
+    assert (lab != label_map(overlap_face, 3)).sum() > 20
+
+
+def test_celebamask_paper_three_class_view_is_built_from_the_masks(overlap_face):
+    e, m, n = (CLASSES_3.index(c) for c in ("eye", "mouth", "nose"))
+    three = label_map(overlap_face, 3, classes=3)
+    assert np.array_equal(three, _paper_loader(overlap_face, 3, 4))
+    assert three[4, 10] == e and three[7, 4] == e  # an eye under the hair, an eye under the brow: eye
+    assert three[10, 7] == m and three[9, 7] == n and three[1, 8] == 0 and three[8, 2] == 0
+    reduced = to_three_class(label_map(overlap_face, 3))
+    assert reduced[4, 10] == 0 and reduced[7, 4] == 0  # the 10-class map says hair / eyebrow there
+    assert np.array_equal(np.argwhere(three != reduced), [[4, 10], [4, 11], [5, 10], [5, 11], [7, 3], [7, 4], [7, 5],
+                                                          [7, 6]])
+    g = label_map(overlap_face, 3, classes=3, overlap="g-mask")  # the earlier rule: the 10-class map reduced
+    assert np.array_equal(g, to_three_class(label_map(overlap_face, 3, overlap="g-mask")))
+
+
+def test_celebamask_overlap_option_of_import_data(overlap_face, tmp_path):
+    for overlap in ("paper", "g-mask"):
+        out = tmp_path / overlap
+        assert cli_main(["import-data", "celebamask-hq", str(overlap_face), str(out), "--size", "16",
+                         *(["--overlap", overlap] if overlap == "g-mask" else [])]) == 0
+        ds, _ = load_hf_dataset(out)
+        assert np.array_equal(np.asarray(ds[0]["label"]), label_map(overlap_face, 3, overlap=overlap))
+    ds = import_celebamask(overlap_face, tmp_path / "api3", size=16, classes=3, progress=False)
+    assert np.array_equal(np.asarray(ds[0]["label"]), label_map(overlap_face, 3, classes=3))
+    with pytest.raises(ArgumentError, match="overlap must be one of paper, g-mask"):
+        import_celebamask(overlap_face, tmp_path / "bad", overlap="gmask", progress=False)
+
+
+MAPPING_TXT = """idx         orig_idx    orig_file
+0           162770      162771.jpg
+1           162771      162772.jpg
+2           182637      182638.jpg
+2001        182638      182639.jpg
+"""  # face 2 has no image in the fixture (a row of the full release file)
+
+
+def test_celebamask_official_split_from_the_mapping_file(celeba, tmp_path, capsys):
+    assert cli_main(["import-data", "celebamask-hq", str(celeba), str(tmp_path / "nomap"), "--split", "val"]) == 2
+    err = capsys.readouterr().err
+    assert "split 'val' needs" in err and "CelebA-HQ-to-CelebA-mapping.txt" in err and "Traceback" not in err
+    assert not (tmp_path / "nomap").exists()
+    with pytest.raises(CelebAMaskError, match="which is missing"):
+        split_faces(celeba, "train")
+    assert split_faces(celeba, "all") == [0, 1, 2001]  # needs no mapping file
+    (celeba / "CelebA-HQ-to-CelebA-mapping.txt").write_text(MAPPING_TXT)
+    assert [split_faces(celeba, s) for s in ("train", "val", "test")] == [[0], [1], [2001]]
+    assert [split_of(i) for i in (0, 162770, 162771, 182637, 182638, 202598)] == ["train", "train", "val", "val",
+                                                                                  "test", "test"]
+    for split, seeds in (("val", [1]), ("test", [2001]), ("all", [0, 1, 2001])):
+        assert cli_main(["import-data", "celebamask-hq", str(celeba), str(tmp_path / split), "--size", "16",
+                         *(["--split", split] if split != "all" else [])]) == 0
+        assert sorted(load_hf_dataset(tmp_path / split)[0]["seed"]) == seeds
+    assert cli_main(["import-data", "celebamask-hq", str(celeba), str(tmp_path / "n1"), "--size", "16", "--split",
+                     "test", "--n", "1"]) == 0
+    assert load_hf_dataset(tmp_path / "n1")[0]["seed"] == [2001]  # the first face of the split, not face 0
+    ds = import_celebamask(celeba, tmp_path / "api", size=16, split="train", indices=[0, 1], progress=False)
+    assert ds["seed"] == [0]  # indices within the split
+    # a mapping file without a row for a face of the folder; a row that is not 'idx orig_idx orig_file'
+    (celeba / "CelebA-HQ-to-CelebA-mapping.txt").write_text(MAPPING_TXT.replace("2001        182638", "2002  1"))
+    with pytest.raises(CelebAMaskError, match="has no row for face 2001"):
+        split_faces(celeba, "test")
+    (celeba / "CelebA-HQ-to-CelebA-mapping.txt").write_text(MAPPING_TXT + "3 x.jpg\n")
+    with pytest.raises(CelebAMaskError, match="line 6 is '3 x.jpg', not 'idx orig_idx orig_file'"):
+        split_faces(celeba, "val")
+    with pytest.raises(ArgumentError, match="split must be one of"):
+        split_faces(celeba, "validation")
 
 
 def test_celebamask_import_to_hf_dataset(celeba, tmp_path):

@@ -95,6 +95,11 @@ def test_your_image_tab_and_bad_uploads(tmp_path):
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (100, 80, 3), dtype=np.uint8)).convert("RGBA").save(face)
     over, areas, inversion, status = app.segment_upload(str(face), False, 100)
     assert over.shape == (256, 256, 3) and inversion is None and all(a[1].endswith("%") for a in areas)
+    assert "looks nothing like the toy faces" in status  # noise: the U-Net's out-of-distribution warning
+    from gan_partseg.data import HELD_OUT_SEEDS, render
+
+    Image.fromarray(render(HELD_OUT_SEEDS[0], 64)[0]).save(tmp_path / "toyface.png")
+    assert app.segment_upload(str(tmp_path / "toyface.png"), False, 100)[3] == "Auto-shot U-Net: one forward pass."
     _, _, inversion, status = app.segment_upload(str(face), True, 20)
     assert inversion.shape == (256, 512, 3) and "PSNR" in status
     (tmp_path / "notes.txt").write_text("not an image")

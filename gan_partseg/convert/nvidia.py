@@ -22,6 +22,11 @@ of its own (the ``pickle`` module is not used). Anything else (``os.system``, ``
 library's class, a persistent id ...) is refused with :class:`gan_partseg.convert.CheckpointError`
 before it is called. The networks' tensors are then
 renamed onto the rosinality layout (the mapping below) and checked key by key like a ``.pt`` file.
+
+Besides tensors, the discriminator's minibatch-stddev settings are read off the data (``mbstd_group_size``,
+``mbstd_num_channels``: 4 and 1 in the ``auto`` config, a group of 8 in ``paper256`` / ``paper512``) into
+:class:`~gan_partseg.models.stylegan2.StyleGAN2DiscriminatorConfig`. StyleGAN3 pickles (``networks_stylegan3``:
+a ``SynthesisInput`` and alias-free ``SynthesisLayer`` modules) are refused by name before anything is renamed.
 """
 
 from __future__ import annotations
@@ -39,15 +44,16 @@ import torch
 
 from gan_partseg.convert.rosinality import (
     CheckpointError,
-    build_discriminator,
     build_from_state_dict,
+    infer_discriminator_config,
     infer_generator_config,
     save_converted,
 )
 from gan_partseg.convert.unpickle import restricted_load
+from gan_partseg.errors import ArgumentError, MissingFileError
 from gan_partseg.files import check_output
 from gan_partseg.models.ops import make_kernel
-from gan_partseg.models.stylegan2 import StyleGAN2Generator
+from gan_partseg.models.stylegan2 import StyleGAN2Discriminator, StyleGAN2DiscriminatorConfig, StyleGAN2Generator
 
 
 class PersistedModule:
@@ -134,6 +140,8 @@ def _allowed(module: str, name: str) -> Any:
 
 def _find_class(module: str, name: str):
     found = _allowed(module, name)
+    if found is None and module.startswith("training.networks_stylegan3"):
+        raise CheckpointError(stylegan3_message("the pickle", f"it asks for {module}.{name}; nothing from it was executed"))
     if found is None:
         raise CheckpointError(
             f"refused to load: the pickle asks for {module}.{name}, which is not on the allow-list "
@@ -147,7 +155,7 @@ def load_nvidia_pickle(path: str | os.PathLike) -> dict:
     """Read a ``stylegan2-ada-pytorch`` pickle as data: networks become :class:`PersistedModule`."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"pickle not found: {path}")
+        raise MissingFileError(f"pickle not found: {path}")
     try:
         with open(path, "rb") as f:
             data = restricted_load(f, _find_class)
@@ -161,6 +169,37 @@ def load_nvidia_pickle(path: str | os.PathLike) -> dict:
         found = sorted(data) if isinstance(data, Mapping) else type(data).__name__
         raise CheckpointError(f"{path} holds no NVIDIA generator ('G_ema' or 'G'; found {found})")
     return dict(data)
+
+
+# ---------------------------------------------------------------------------------------------
+# StyleGAN3 (NVlabs/stylegan3, training/networks_stylegan3.py): same mapping network, but the synthesis network
+# starts from Fourier features (``synthesis.input``, a SynthesisInput) and runs alias-free SynthesisLayers
+# (``synthesis.L0_36_512`` ...) that carry is_torgb / is_critically_sampled / use_fp16. Nothing of it maps.
+
+_SG3_LAYER_ATTRS = ("is_torgb", "is_critically_sampled")  # use_fp16 alone is no evidence: SG2 blocks have it too
+_SG3_KEY = re.compile(r"synthesis\.(input\.(freqs|phases|transform)|L\d+_\d+_\d+\.)")
+
+
+def stylegan3_message(where: str, evidence: str) -> str:
+    """The one-line refusal of a StyleGAN3 checkpoint (``where``: the file, ``evidence``: what gave it away)."""
+    return (f"{where} is a StyleGAN3 checkpoint ({evidence}): gan_partseg reads StyleGAN2 checkpoints only "
+            "(stylegan2-ada-pytorch network pickles, rosinality .pt files), and StyleGAN3's alias-free layers "
+            "have no StyleGAN2 counterpart to convert to. Use a StyleGAN2 network of the same data instead "
+            "(or train one with stylegan2-ada-pytorch) and convert that")
+
+
+def stylegan3_evidence(network: PersistedModule) -> str | None:
+    """What marks ``network`` as a StyleGAN3 generator (its modules, then its tensor names), or None."""
+    synthesis = (network.state.get("_modules") or {}).get("synthesis")
+    children = (synthesis.state.get("_modules") or {}) if isinstance(synthesis, PersistedModule) else {}
+    first = children.get("input")
+    if isinstance(first, PersistedModule) and first.class_name == "SynthesisInput":
+        return "its synthesis.input is a SynthesisInput"
+    for name, child in children.items():
+        if isinstance(child, PersistedModule) and any(a in child.state for a in _SG3_LAYER_ATTRS):
+            return f"its synthesis.{name} is an alias-free {child.class_name} (is_torgb, is_critically_sampled)"
+    key = next((k for k in network.named_tensors() if _SG3_KEY.match(k)), None)
+    return None if key is None else f"it has {key}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -219,6 +258,9 @@ def discriminator_key_map(size: int) -> dict[str, str]:
 
 
 def _infer_generator_shape(sd: Mapping[str, torch.Tensor]) -> tuple[int, int]:
+    sg3 = next((k for k in sd if _SG3_KEY.match(k) or k.startswith("synthesis.input.")), None)
+    if sg3 is not None:  # before the generic check, whose message would not say what the file is
+        raise CheckpointError(stylegan3_message("this generator", f"it has {sg3}"))
     blocks = [int(m.group(1)) for k in sd if (m := re.fullmatch(r"synthesis\.b(\d+)\.torgb\.weight", k))]
     fcs = [int(m.group(1)) for k in sd if (m := re.fullmatch(r"mapping\.fc(\d+)\.weight", k))]
     if not blocks or not fcs or "synthesis.b4.const" not in sd:
@@ -227,8 +269,6 @@ def _infer_generator_shape(sd: Mapping[str, torch.Tensor]) -> tuple[int, int]:
     if any(k.startswith("mapping.embed") for k in sd):
         raise CheckpointError("a class-conditional generator (mapping.embed): not supported; "
                               "part segmentation needs an unconditional StyleGAN2")
-    if any(k.startswith("synthesis.input.") for k in sd):
-        raise CheckpointError("this looks like a StyleGAN3 generator (synthesis.input.*): only StyleGAN2 is supported")
     return max(blocks), max(fcs) + 1
 
 
@@ -296,6 +336,72 @@ def nvidia_discriminator_to_rosinality(sd: Mapping[str, torch.Tensor]) -> dict[s
     return out
 
 
+def _integer(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    try:
+        as_int = int(value)
+    except (TypeError, ValueError):
+        return None
+    return as_int if as_int == value else None
+
+
+def discriminator_mbstd(d: PersistedModule) -> tuple[int | None, int]:
+    """``(mbstd_group_size, mbstd_num_channels)`` of an NVIDIA discriminator, read off the pickle's data.
+
+    First what runs, the epilogue's ``MinibatchStdLayer`` (``b4.mbstd.group_size`` / ``num_channels``; ``b4.mbstd``
+    None: no layer, 0 channels), then what built it (``b4``'s ``mbstd_*`` attributes or init kwargs, then the
+    discriminator's ``init_kwargs.epilogue_kwargs``), else NVIDIA's defaults (4, 1). The channels are checked
+    against the width of ``b4.conv.weight``, which holds them; a pickle that names none takes them from there.
+    """
+    def mapping(x: Any) -> Mapping:
+        return x if isinstance(x, Mapping) else {}
+
+    epilogue = mapping(d.state.get("_modules")).get("b4")
+    epi_state = epilogue.state if isinstance(epilogue, PersistedModule) else {}
+    epi_modules = mapping(epi_state.get("_modules"))
+    layer = epi_modules.get("mbstd")
+    sources = [(layer.state if isinstance(layer, PersistedModule) else {}, "group_size", "num_channels")]
+    sources += [(src, "mbstd_group_size", "mbstd_num_channels") for src in (
+        epi_state, mapping(epi_state.get("_init_kwargs")),
+        mapping(mapping(d.state.get("_init_kwargs")).get("epilogue_kwargs")))]
+    raw_group = next((src[g] for src, g, _ in sources if g in src), 4)
+    raw_channels = 0 if "mbstd" in epi_modules and layer is None else next(
+        (src[f] for src, _, f in sources if f in src), None)
+    group = None if raw_group is None else _integer(raw_group)
+    if raw_group is not None and (group is None or group < 1):
+        raise CheckpointError(f"the discriminator's mbstd_group_size is {raw_group!r}, "
+                              "not a positive integer or None (the whole batch)")
+    channels = None if raw_channels is None else _integer(raw_channels)
+    if raw_channels is not None and (channels is None or channels < 0):
+        raise CheckpointError(f"the discriminator's mbstd_num_channels is {raw_channels!r}, not an integer >= 0")
+    weight = epilogue.named_tensors().get("conv.weight") if isinstance(epilogue, PersistedModule) else None
+    if weight is not None and weight.ndim == 4:
+        width = int(weight.shape[1] - weight.shape[0])  # b4.conv: in_channels + mbstd_num_channels -> in_channels
+        if channels is None:
+            channels = width
+        elif channels != width:
+            raise CheckpointError(f"the discriminator's minibatch-stddev layer has {channels} channel(s) but "
+                                  f"b4.conv.weight {tuple(weight.shape)} takes {width}: the pickle is inconsistent")
+    return group, 1 if channels is None else channels
+
+
+def nvidia_discriminator(d: PersistedModule, generator_config, what: str) -> StyleGAN2Discriminator:
+    """The discriminator of an NVIDIA pickle: tensors renamed, minibatch-stddev settings from the pickle."""
+    dsd = nvidia_discriminator_to_rosinality(d.named_tensors())
+    inferred = infer_discriminator_config(dsd, blur_kernel=generator_config.blur_kernel)
+    if inferred.size != generator_config.size:
+        raise CheckpointError(f"discriminator is {inferred.size} px but the generator is {generator_config.size} px")
+    group, channels = discriminator_mbstd(d)
+    try:
+        config = StyleGAN2DiscriminatorConfig(size=inferred.size, channel_multiplier=inferred.channel_multiplier,
+                                              blur_kernel=inferred.blur_kernel, channels=inferred.channels,
+                                              mbstd_group_size=group, mbstd_num_channels=channels)
+    except ArgumentError as err:
+        raise CheckpointError(f"{what}: {err}") from None
+    return build_from_state_dict(StyleGAN2Discriminator, config, dsd, what)
+
+
 def rosinality_to_nvidia(sd: Mapping[str, torch.Tensor], key_map: Mapping[str, str]) -> dict[str, torch.Tensor]:
     """The inverse renaming (for building NVIDIA-layout fixtures): shapes squeezed back as NVIDIA stores them."""
     out = {}
@@ -321,6 +427,9 @@ def convert_nvidia(pkl_path: str | os.PathLike, out_dir: str | os.PathLike, netw
     data = load_nvidia_pickle(pkl_path)
     if not isinstance(data.get(network), PersistedModule):
         raise CheckpointError(f"{pkl_path} has no network {network!r} (found {sorted(data)})")
+    evidence = stylegan3_evidence(data[network])
+    if evidence is not None:  # before the StyleGAN2 key checks, whose message would not say what the file is
+        raise CheckpointError(stylegan3_message(str(pkl_path), evidence))
     sd = nvidia_generator_to_rosinality(data[network].named_tensors())
     latent_avg = sd.pop("latent_avg")
     config = infer_generator_config(sd)
@@ -331,6 +440,5 @@ def convert_nvidia(pkl_path: str | os.PathLike, out_dir: str | os.PathLike, netw
     if discriminator:
         if not isinstance(data.get("D"), PersistedModule):
             raise CheckpointError(f"{pkl_path} holds no discriminator 'D'")
-        disc = build_discriminator(nvidia_discriminator_to_rosinality(data["D"].named_tensors()), config,
-                                   f"{pkl_path} ['D']")
+        disc = nvidia_discriminator(data["D"], config, f"{pkl_path} ['D']")
     return save_converted(generator, disc, out_dir, str(pkl_path), "nvidia", overwrite)

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from gan_partseg.cards import converted_card
-from gan_partseg.errors import CheckpointError
+from gan_partseg.errors import CheckpointError, MissingFileError
 from gan_partseg.files import check_output
 from gan_partseg.hub import save_pretrained_atomic
 from gan_partseg.models.stylegan2 import (
@@ -43,7 +43,7 @@ def load_pt_safely(path: str | os.PathLike) -> Any:
     """``torch.load`` with ``weights_only=True`` and the rosinality allow-list; clear errors otherwise."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
+        raise MissingFileError(f"checkpoint not found: {path}")
     try:
         with torch.serialization.safe_globals(ALLOWED_GLOBALS):
             return torch.load(path, map_location="cpu", weights_only=True)

@@ -22,7 +22,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from gan_partseg.data.toyfaces import HELD_OUT_SEEDS, TRAIN_SEEDS, render
-from gan_partseg.errors import check_count
+from gan_partseg.errors import ArgumentError, DatasetError, check_count
 from gan_partseg.files import atomic_folder, atomic_write_text, check_output
 from gan_partseg.images import save_image
 from gan_partseg.labels import CLASSES_3, CLASSES_10, id2label, to_three_class
@@ -38,12 +38,12 @@ def parse_seeds(spec: str, n: int | None = None) -> range:
         try:
             a, b = (int(x) for x in spec.split(":"))
         except ValueError:
-            raise ValueError(f"seeds must be 'train', 'held-out' or 'START:STOP', got {spec!r}") from None
+            raise ArgumentError(f"seeds must be 'train', 'held-out' or 'START:STOP', got {spec!r}") from None
         seeds = range(a, b)
     if n is not None:
         check_count("n", n)
         if n > len(seeds):
-            raise ValueError(f"asked for {n} seeds but {spec!r} has only {len(seeds)}")
+            raise ArgumentError(f"asked for {n} seeds but {spec!r} has only {len(seeds)}")
         seeds = seeds[:n]
     return seeds
 
@@ -53,7 +53,7 @@ def _render_labels(seed: int, size: int, classes: int) -> tuple[np.ndarray, np.n
     if classes == 3:
         labels = to_three_class(labels)
     elif classes != 10:
-        raise ValueError(f"classes must be 10 or 3, got {classes}")
+        raise ArgumentError(f"classes must be 10 or 3, got {classes}")
     return image, labels
 
 
@@ -110,7 +110,7 @@ def save_labelled_dataset(rows: Iterable[dict], out_dir: str | Path, id2label_ma
     check_output(out_dir, "labelled data set", overwrite)  # before the rows are made: nothing is lost to a refusal
     rows = list(rows)
     if not rows:
-        raise ValueError(f"no samples to write to {out_dir}")
+        raise ArgumentError(f"no samples to write to {out_dir}")
     ds = datasets.Dataset.from_list(rows, features=features, info=info)
     with atomic_folder(out_dir, "labelled data set", overwrite) as tmp:
         ds.save_to_disk(str(tmp))
@@ -122,7 +122,16 @@ def load_hf_dataset(path: str | Path):
     """``datasets.load_from_disk`` plus the stored ``id2label`` (as ``ds.id2label``-style tuple)."""
     import datasets
 
-    ds = datasets.load_from_disk(str(path))
-    meta = json.loads(ds.info.description or "{}")
-    labels = {int(k): v for k, v in meta.get("id2label", {}).items()}
+    try:
+        ds = datasets.load_from_disk(str(path))
+    except (OSError, ValueError, KeyError) as err:  # a missing arrow file, a damaged state.json, pyarrow's errors
+        why = str(err).partition("\n")[0]
+        raise DatasetError(f"{path} is not a readable saved data set ({type(err).__name__}: {why}): write it again "
+                           "(gan-partseg export-data / import-data)") from err
+    try:
+        meta = json.loads(ds.info.description or "{}")
+        labels = {int(k): v for k, v in meta.get("id2label", {}).items()}
+    except (ValueError, AttributeError, TypeError) as err:
+        raise DatasetError(f"{path}: its description is not the JSON export-data writes ({err}); write it again "
+                           "(gan-partseg export-data / import-data)") from None
     return ds, labels

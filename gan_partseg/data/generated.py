@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from gan_partseg.errors import DatasetError
+from gan_partseg.errors import ArgumentError, DatasetError, MissingFileError
 
 FORMAT_VERSION = 1
 
@@ -76,13 +76,22 @@ def load_generated_dataset(folder: str | os.PathLike, drop_uncertain: float = 0.
     folder = Path(folder)
     info_path = folder / "dataset.json"
     if not info_path.is_file():
-        raise FileNotFoundError(f"{folder} is not a generated data set (no dataset.json); make one with "
-                                "gan-partseg make-dataset")
-    info = json.loads(info_path.read_text())
+        raise MissingFileError(f"{folder} is not a generated data set (no dataset.json); make one with "
+                               "gan-partseg make-dataset")
+    try:
+        info = json.loads(info_path.read_text())
+    except (ValueError, UnicodeDecodeError) as err:
+        raise DatasetError(f"{info_path} is not valid JSON ({err}): rerun the make-dataset command that wrote "
+                           f"{folder}") from None
+    if not isinstance(info, dict):
+        raise DatasetError(f"{info_path} is not a make-dataset description (a JSON object)")
     if not info.get("complete"):
-        raise ValueError(f"{folder} is incomplete (missing shards {info.get('missing_shards', '?')}); "
-                         "rerun the same make-dataset command to finish it")
+        raise DatasetError(f"{folder} is incomplete (missing shards {info.get('missing_shards', '?')}); "
+                           "rerun the same make-dataset command to finish it")
     files = sorted(str(p) for p in (folder / "data").glob("train-*.parquet"))
+    if not files:
+        raise DatasetError(f"{folder / 'data'} holds no train-*.parquet shards: rerun the make-dataset command that "
+                           f"wrote {folder}")
     try:
         ds = datasets.Dataset.from_parquet(files, features=features())
     except Exception:  # name the damaged shard instead of datasets' DatasetGenerationError
@@ -95,9 +104,9 @@ def load_generated_dataset(folder: str | os.PathLike, drop_uncertain: float = 0.
                            f"({len(bad)} of {len(files)})") from None
     if drop_uncertain:
         if not 0 <= drop_uncertain < 1:
-            raise ValueError("drop_uncertain must be in [0, 1)")
+            raise ArgumentError("drop_uncertain must be in [0, 1)")
         if by not in ("entropy", "disagreement"):
-            raise ValueError("by must be 'entropy' or 'disagreement'")
+            raise ArgumentError("by must be 'entropy' or 'disagreement'")
         scores = np.asarray(ds[by])
         keep = np.argsort(scores, kind="stable")[: int(round(len(scores) * (1 - drop_uncertain)))]
         ds = ds.select(sorted(keep.tolist()))

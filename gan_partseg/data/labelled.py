@@ -10,6 +10,7 @@ import torch
 from gan_partseg.data.export import load_hf_dataset
 from gan_partseg.data.generated import load_generated_dataset
 from gan_partseg.data.shots import read_id2label
+from gan_partseg.errors import ArgumentError, DatasetError, MissingFileError
 from gan_partseg.images import (
     list_images,
     load_image,
@@ -24,7 +25,7 @@ def find_id2label(labels_dir) -> dict[int, str]:
     for folder in (Path(labels_dir), Path(labels_dir).parent):
         if (folder / "id2label.json").is_file():
             return read_id2label(folder)
-    raise FileNotFoundError(f"no id2label.json in {labels_dir} or its parent; pass --classes 10|3")
+    raise MissingFileError(f"no id2label.json in {labels_dir} or its parent; pass --classes 10|3")
 
 
 def load_labelled(data, size: int | None = None, n: int | None = None, labels=None
@@ -90,32 +91,35 @@ def load_training_set(data: str, drop_uncertain: float = 0.0, uncertainty: str =
         ds, info = load_generated_dataset(folder, drop_uncertain, uncertainty)
     elif (folder / "dataset_info.json").is_file() or (folder / "state.json").is_file():
         if drop_uncertain:
-            raise ValueError(f"{folder} holds fixed labels with no confidence column: drop_uncertain needs a "
-                             "generated data set")
+            raise ArgumentError(f"{folder} holds fixed labels with no confidence column: drop_uncertain needs a "
+                                "generated data set")
         ds, id2label = load_hf_dataset(folder)
         if not id2label:
-            raise ValueError(f"{folder} stores no id2label mapping; write one into its description as "
-                             "gan-partseg export-data does")
+            raise DatasetError(f"{folder} stores no id2label mapping; write one into its description as "
+                               "gan-partseg export-data does")
         missing = {"image", "label"} - set(ds.column_names)
         if missing:
-            raise ValueError(f"{folder} lacks the column(s) {sorted(missing)}; a labelled data set needs image and label")
+            raise DatasetError(f"{folder} lacks the column(s) {sorted(missing)}; a labelled data set needs image and label")
         info = {"id2label": {str(k): v for k, v in id2label.items()}, "segmenter": None, "source": str(folder)}
     else:
-        raise FileNotFoundError(f"{folder} is neither a generated data set (dataset.json) nor a saved labelled "
-                                "data set (dataset_info.json); make one with gan-partseg make-dataset or export-data")
+        raise MissingFileError(f"{folder} is neither a generated data set (dataset.json) nor a saved labelled "
+                               "data set (dataset_info.json); make one with gan-partseg make-dataset or export-data")
+    if sorted(int(k) for k in info["id2label"]) != list(range(len(info["id2label"]))):
+        raise DatasetError(f"{folder}: id2label must number the classes 0..N-1, got ids "
+                           f"{sorted(int(k) for k in info['id2label'])}")
     if not isinstance(ds, datasets.Dataset):
-        raise ValueError(f"{folder} holds several splits; save the training split alone")
+        raise DatasetError(f"{folder} holds several splits; save the training split alone")
     ds = ds.with_format("numpy")
     arrays = np.stack(ds["image"])
     if arrays.ndim != 4 or arrays.shape[-1] != 3:
-        raise ValueError(f"{folder}: images must all be RGB of one size, got an array of shape {arrays.shape}")
+        raise DatasetError(f"{folder}: images must all be RGB of one size, got an array of shape {arrays.shape}")
     images = torch.from_numpy(arrays).permute(0, 3, 1, 2).float() / 127.5 - 1
     labels = torch.from_numpy(np.stack(ds["label"]).astype(np.int64))
     if labels.shape[-2:] != images.shape[-2:]:
-        raise ValueError(f"{folder}: labels are {tuple(labels.shape[-2:])} but images {tuple(images.shape[-2:])}")
+        raise DatasetError(f"{folder}: labels are {tuple(labels.shape[-2:])} but images {tuple(images.shape[-2:])}")
     bad = int(labels.max()) >= len(info["id2label"]) if len(labels) else False
     if bad:
-        raise ValueError(f"{folder}: labels reach class id {int(labels.max())} but id2label defines "
-                         f"{len(info['id2label'])} classes")
+        raise DatasetError(f"{folder}: labels reach class id {int(labels.max())} but id2label defines "
+                           f"{len(info['id2label'])} classes")
     seeds = torch.as_tensor(np.asarray(ds["seed"])) if "seed" in ds.column_names else torch.arange(len(images))
     return images, labels, seeds, info

@@ -30,7 +30,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from gan_partseg.data.export import save_labelled_dataset
-from gan_partseg.errors import DatasetError
+from gan_partseg.errors import ArgumentError, DatasetError
 from gan_partseg.labels import id2label
 
 SCHEMAS: dict[str, dict] = {
@@ -129,7 +129,7 @@ def import_pascal_part(annotations: str | os.PathLike, images: str | os.PathLike
 
 
     if object_class not in SCHEMAS:
-        raise ValueError(f"object_class must be one of {sorted(SCHEMAS)}, got {object_class!r}")
+        raise ArgumentError(f"object_class must be one of {sorted(SCHEMAS)}, got {object_class!r}")
     schema = SCHEMAS[object_class]
     ann_dir, img_dir = Path(annotations), Path(images)
     files = sorted(ann_dir.glob("*.mat"))
@@ -148,7 +148,10 @@ def import_pascal_part(annotations: str | os.PathLike, images: str | os.PathLike
             if not image_path.is_file():
                 raise PascalPartError(f"{path} annotates {image_path}, which does not exist (pass the VOC2010 "
                                       "JPEGImages folder as images)")
-            image = np.asarray(Image.open(image_path).convert("RGB"))
+            try:
+                image = np.asarray(Image.open(image_path).convert("RGB"))
+            except OSError as err:  # UnidentifiedImageError, a truncated file
+                raise PascalPartError(f"{image_path} (annotated by {path}) is not a readable image: {err}") from None
             for i, obj in wanted:
                 if obj["mask"].shape != image.shape[:2]:
                     raise PascalPartError(f"{path}: object {i} mask is {obj['mask'].shape} but the image is "

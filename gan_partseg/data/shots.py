@@ -59,13 +59,11 @@ def write_latent(folder: str | Path, name: str, latent: torch.Tensor, noise: Seq
 
 def read_latents(folder: str | Path, names: Sequence[str]) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """``folder/latents/NAME.safetensors`` for each name, batched: latents (N, ...) and noise maps [(N, 1, r, r)]."""
-    from safetensors.torch import load_file
-
     paths = [Path(folder) / "latents" / f"{n}.safetensors" for n in names]
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         raise ShotsError(f"missing latent file(s): {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}")
-    items = [load_file(str(p)) for p in paths]
+    items = [_read_safetensors(p) for p in paths]
     n_noise = sum(1 for k in items[0] if k.startswith("noise_"))
     return (torch.cat([t["latent"] for t in items]),
             [torch.cat([t[f"noise_{i}"] for t in items]) for i in range(n_noise)])
@@ -101,8 +99,28 @@ def read_id2label(folder: str | Path) -> dict[int, str]:
     return mapping
 
 
+def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise ShotsError(f"{path} is not a readable safetensors file ({err}): write the shot again "
+                         "(gan-partseg sample / make-shots), or remove it") from err
+
+
+def _open_png(path: Path) -> Image.Image:
+    """``Image.open`` + decode; a file PIL cannot read is a :class:`ShotsError` naming it."""
+    try:
+        img = Image.open(path)
+        img.load()
+    except (OSError, Image.DecompressionBombError) as err:  # UnidentifiedImageError is an OSError
+        raise ShotsError(f"{path} is not a readable PNG ({err}): save it again as PNG, or remove the shot") from err
+    return img
+
+
 def _read_label_png(path: Path) -> np.ndarray:
-    img = Image.open(path)
+    img = _open_png(path)
     if img.mode not in ("L", "P", "I", "I;16"):
         raise ShotsError(f"{path} is a {img.mode} image; label PNGs hold class ids in one channel (mode L or P)")
     return np.asarray(img).astype(np.int64)
@@ -126,7 +144,7 @@ def read_shots(folder: str | Path, allow_empty: bool = False) -> tuple[list[Shot
             if not p.is_file():
                 raise ShotsError(f"{p} is missing (every images/NAME.png needs labels/NAME.png and "
                                  "latents/NAME.safetensors)")
-        image = np.asarray(Image.open(img_path).convert("RGB"))
+        image = np.asarray(_open_png(img_path).convert("RGB"))
         labels = _read_label_png(lab_path)
         if labels.shape != image.shape[:2]:
             raise ShotsError(f"{lab_path} is {labels.shape[1]}x{labels.shape[0]} but its image is "

@@ -21,6 +21,7 @@ import math
 
 import numpy as np
 
+from gan_partseg.errors import ArgumentError
 from gan_partseg.labels import CLASSES_10
 
 TRAIN_SEEDS = range(0, 1_000_000)
@@ -41,9 +42,9 @@ _HAIR_STYLES = ("short", "bangs", "long", "long_covering", "bald")
 
 def _check(seed: int, size: int) -> None:
     if not isinstance(seed, (int, np.integer)) or not 0 <= int(seed) <= MAX_SEED:
-        raise ValueError(f"seed must be an integer in [0, {MAX_SEED}], got {seed!r}")
+        raise ArgumentError(f"seed must be an integer in [0, {MAX_SEED}], got {seed!r}")
     if not isinstance(size, (int, np.integer)) or not MIN_SIZE <= int(size) <= MAX_SIZE:
-        raise ValueError(f"size must be an integer in [{MIN_SIZE}, {MAX_SIZE}], got {size!r}")
+        raise ArgumentError(f"size must be an integer in [{MIN_SIZE}, {MAX_SIZE}], got {size!r}")
 
 
 def _sample_params(seed: int) -> dict:

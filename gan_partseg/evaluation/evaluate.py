@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from gan_partseg.data.labelled import load_labelled
+from gan_partseg.errors import ArgumentError, DatasetError, ModelFolderError
 from gan_partseg.evaluation.metrics import SegmentationMetrics
 from gan_partseg.hub import resolve_pretrained
 from gan_partseg.images import (
@@ -36,10 +37,17 @@ def evaluate_segmenter(segmenter, data, labels=None, n: int | None = None, batch
     size = model.generator.config.size if isinstance(model, FewShotSegmenter) else None
     images, targets, data_labels, notes = load_labelled(data, size=size, n=n, labels=labels)
     model_labels = {int(k): v for k, v in model.id2label.items()}
+    if exclude_class is not None and not 0 <= exclude_class < len(model_labels):
+        raise ArgumentError(f"exclude_class must be a class id of the segmenter, in [0, {len(model_labels) - 1}], "
+                            f"got {exclude_class}")
     if data_labels is None:
         notes.append(f"no id2label.json beside {labels}: read as the segmenter's classes")
     else:
         _check_same_classes(model_labels, data_labels, segmenter, data)
+    top = int(targets.max()) if targets.size else 0
+    if top >= len(model_labels):
+        raise DatasetError(f"{labels or data} holds class id {top}, but the segmenter has {len(model_labels)} classes "
+                           f"(ids 0 to {len(model_labels) - 1}): pass label maps of the segmenter's classes")
     if isinstance(model, AutoShotSegmenter):
         from PIL import Image
 
@@ -68,17 +76,20 @@ def _load_segmenter(segmenter):
     if isinstance(segmenter, (FewShotSegmenter, AutoShotSegmenter)):
         return segmenter.eval()
     config_path = Path(resolve_pretrained(segmenter)) / "config.json"
-    model_type = json.loads(config_path.read_text()).get("model_type") if config_path.is_file() else None
+    try:
+        model_type = json.loads(config_path.read_text()).get("model_type") if config_path.is_file() else None
+    except (ValueError, UnicodeDecodeError, AttributeError) as err:
+        raise ModelFolderError(f"{config_path} is not a valid config.json ({err}); the model folder is damaged") from None
     if model_type == "gan_partseg_autoshot":
         return AutoShotSegmenter.from_pretrained(segmenter).eval()
     if model_type == "gan_partseg_fewshot":
         return FewShotSegmenter.from_pretrained(segmenter).eval()
-    raise ValueError(f"{segmenter} is not a segmenter of this package (model_type {model_type!r}); pass a "
-                     "few-shot segmenter or an auto-shot U-Net")
+    raise ModelFolderError(f"{segmenter} is not a segmenter of this package (model_type {model_type!r}); pass a "
+                           "few-shot segmenter or an auto-shot U-Net")
 
 
 def _check_same_classes(model_labels: dict, data_labels: dict, segmenter, data) -> None:
     if {int(k): v for k, v in model_labels.items()} != {int(k): v for k, v in data_labels.items()}:
-        raise ValueError(f"{segmenter} segments {[model_labels[i] for i in sorted(model_labels)]} but {data} is "
-                         f"labelled {[data_labels[i] for i in sorted(data_labels)]}: evaluate on a data set of the "
-                         "same classes (e.g. import-data --classes 3 for a 3-class segmenter)")
+        raise DatasetError(f"{segmenter} segments {[model_labels[i] for i in sorted(model_labels)]} but {data} is "
+                           f"labelled {[data_labels[i] for i in sorted(data_labels)]}: evaluate on a data set of the "
+                           "same classes (e.g. import-data --classes 3 for a 3-class segmenter)")

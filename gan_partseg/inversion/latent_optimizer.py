@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import torch
 from tqdm.auto import tqdm
 
+from gan_partseg.errors import ArgumentError
 from gan_partseg.inversion.perceptual import build_distance
 
 if TYPE_CHECKING:  # annotations only: inversion sits below the model classes (docs/architecture.md)
@@ -54,9 +55,9 @@ class InversionConfig:
 
     def __post_init__(self):
         if self.space not in ("w", "w+"):
-            raise ValueError(f"space must be 'w' or 'w+', got {self.space!r}")
+            raise ArgumentError(f"space must be 'w' or 'w+', got {self.space!r}")
         if self.steps < 1:
-            raise ValueError("steps must be >= 1")
+            raise ArgumentError("steps must be >= 1")
 
 
 def inversion_settings(**overrides) -> dict:

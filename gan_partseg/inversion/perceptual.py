@@ -19,6 +19,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from gan_partseg.errors import ArgumentError, MissingExtraError
 from gan_partseg.lite0 import lite0_block_features, load_efficientnet_lite0
 
 
@@ -71,8 +72,8 @@ class LPIPSDistance(nn.Module):
         try:
             import lpips
         except ImportError as err:
-            raise ImportError("perceptual='lpips' needs `pip install lpips` and its VGG weights "
-                              "(downloaded by torchvision on first use)") from err
+            raise MissingExtraError("perceptual='lpips' needs `pip install lpips` and its VGG weights "
+                                    "(downloaded by torchvision on first use)") from err
         self.net = lpips.LPIPS(net="vgg", verbose=False)
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -92,8 +93,8 @@ def build_distance(kind: str, discriminator=None) -> nn.Module | None:
         return Lite0Distance(resize=64)
     if kind == "discriminator":
         if discriminator is None:
-            raise ValueError("perceptual='discriminator' needs the GAN's discriminator")
+            raise ArgumentError("perceptual='discriminator' needs the GAN's discriminator")
         return DiscriminatorDistance(discriminator)
     if kind == "lpips":
         return LPIPSDistance()
-    raise ValueError(f"unknown perceptual distance {kind!r}: use lite0, lite0-64, discriminator, lpips or none")
+    raise ArgumentError(f"unknown perceptual distance {kind!r}: use lite0, lite0-64, discriminator, lpips or none")

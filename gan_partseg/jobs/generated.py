@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from gan_partseg.data.generated import FORMAT_VERSION, features, png_cell, shard_complete, shard_path
-from gan_partseg.errors import check_count
+from gan_partseg.errors import OutputError, check_count
 from gan_partseg.files import atomic_write_text
 from gan_partseg.hub import weights_fingerprint
 from gan_partseg.images import tensor_to_uint8
@@ -79,17 +79,21 @@ def make_dataset(segmenter_name: str, out: str | os.PathLike, n: int = 5000, sha
     description = _describe(segmenter_name, segmenter, n, shard_size, truncation)
     info_path = out / "dataset.json"
     if info_path.exists():
-        existing = json.loads(info_path.read_text())
+        try:
+            existing = json.loads(info_path.read_text())
+        except (ValueError, UnicodeDecodeError) as err:
+            raise OutputError(f"{info_path} is not valid JSON ({err}): --out holds a damaged data set; choose a new "
+                              "--out folder (or remove that one)") from None
         keys = ("format", "segmenter", "weights", "n", "shard_size", "truncation")
         diff = [k for k in keys if existing.get(k) != description[k]]
         if diff:
             why = ", ".join(f"{k}={existing.get(k)!r} (now {description[k]!r})" for k in diff)
             hint = (" The segmenter or its generator has other weights than the ones that began it"
                     " (re-trained under the same name?)." if "weights" in diff else "")
-            raise ValueError(f"{out} holds another data set: {why}.{hint} Use a new --out folder, or the same "
-                             "settings and weights to resume it")
+            raise OutputError(f"{out} holds another data set: {why}.{hint} Use a new --out folder, or the same "
+                              "settings and weights to resume it")
     elif out.exists() and any(out.iterdir()):
-        raise ValueError(f"{out} is not empty and holds no dataset.json: choose a new --out folder")
+        raise OutputError(f"{out} is not empty and holds no dataset.json: choose a new --out folder")
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         atomic_write_text(info_path, json.dumps({**description, "complete": False}, indent=2))

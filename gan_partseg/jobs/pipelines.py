@@ -15,6 +15,7 @@ import numpy as np
 
 from gan_partseg.data import render
 from gan_partseg.data.shots import write_id2label, write_latent, write_shot
+from gan_partseg.errors import ImageError
 from gan_partseg.files import atomic_write_text
 from gan_partseg.images import (
     load_folder,
@@ -56,7 +57,7 @@ def make_shots(generator: StyleGAN2Generator, generator_name: str, images, label
     for p, lab in zip(paths, label_maps):
         bad = np.setdiff1d(np.unique(lab), list(id2label))
         if bad.size:
-            raise ValueError(f"{matching_label(labels, p)} holds class ids {bad.tolist()} outside id2label")
+            raise ImageError(f"{matching_label(labels, p)} holds class ids {bad.tolist()} outside id2label")
     res = LatentOptimizer(generator, **optimizer_kwargs).invert(batch)
     recon = tensor_to_uint8(res.reconstructions)
     for i, p in enumerate(paths):

@@ -14,6 +14,7 @@ It also works in transformers' ``pipeline("image-segmentation", model=seg, image
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -23,6 +24,7 @@ from torch import nn
 from transformers import PreTrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import SemanticSegmenterOutput
 
+from gan_partseg.errors import ArgumentError, ModelFolderError
 from gan_partseg.hub import ResolveBundledMixin
 from gan_partseg.models.processing import AutoShotImageProcessor
 
@@ -36,6 +38,10 @@ class AutoShotSegmenterConfig(PreTrainedConfig):
         image_size: the size it was trained at (the image processor resizes to it).
         id2label: class id -> name.
         source_segmenter: the few-shot segmenter whose labels it learned (name or path).
+        input_statistics: what its training images look like to it, for the out-of-distribution warning
+            (:meth:`AutoShotSegmenter.fit_input_statistics` writes it, and the buffers ``ood_mean``,
+            ``ood_std``, ``ood_precision`` beside the weights; None: no warning): ``threshold`` (the largest
+            input score that passes without a warning), ``n_images``, ``shrinkage``, ``margin``.
     """
 
     model_type = "gan_partseg_autoshot"
@@ -44,12 +50,23 @@ class AutoShotSegmenterConfig(PreTrainedConfig):
     in_channels: int = 3
     image_size: int = 64
     source_segmenter: str | None = None
+    input_statistics: dict | None = None
 
     def __post_init__(self, **kwargs):
         self.widths = [int(w) for w in self.widths]
         if len(self.widths) < 2:
-            raise ValueError("widths needs at least two levels")
+            raise ArgumentError(f"widths needs at least two levels, got {self.widths}")
         super().__post_init__(**kwargs)
+
+
+class OutOfDistributionWarning(UserWarning):
+    """An input far from the images the auto-shot U-Net was trained on: its labels are likely wrong."""
+
+
+#: the out-of-distribution threshold: this many times the largest score among training images the statistics
+#: did not see (fit_input_statistics). On the bundled U-Net, held-out renders stay below it and noise, flat
+#: colours, a flag and smooth blobs warn (tests/test_autoshot.py)
+OOD_MARGIN = 1.5
 
 
 class DoubleConv(nn.Sequential):
@@ -73,6 +90,8 @@ class AutoShotSegmenter(ResolveBundledMixin, PreTrainedModel):
                                   [DoubleConv(a, b) for a, b in zip(w[:-1], w[1:])])
         self.up = nn.ModuleList([DoubleConv(w[i + 1] + w[i], w[i]) for i in reversed(range(len(w) - 1))])
         self.classifier = nn.Conv2d(w[0], len(config.id2label), 1)
+        if config.input_statistics:
+            self._add_statistics_buffers()
         self.post_init()
 
     def _init_weights(self, module):
@@ -102,6 +121,72 @@ class AutoShotSegmenter(ResolveBundledMixin, PreTrainedModel):
             skips.append(x)
         return skips
 
+    def _add_statistics_buffers(self) -> None:
+        d = 2 * self.config.widths[-1]  # channel means and stds of the deepest encoder map
+        for name, value in (("ood_mean", torch.zeros(d)), ("ood_std", torch.ones(d)), ("ood_precision", torch.eye(d))):
+            if not hasattr(self, name):
+                self.register_buffer(name, value.to(self.classifier.weight.device))
+
+    def _features(self, deepest: torch.Tensor) -> torch.Tensor:
+        f = deepest.float()
+        return torch.cat([f.mean((2, 3)), f.std((2, 3))], 1)
+
+    def _scores(self, deepest: torch.Tensor) -> torch.Tensor:
+        return self._scores_of_features(self._features(deepest))
+
+    @torch.no_grad()
+    def input_scores(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """How far each image is from the training images, as the U-Net sees them: (B, 3, H, W) in [-1, 1]
+        -> (B,) the Mahalanobis distance (per feature, so training images score about 1) of the channel
+        means and stds of its deepest encoder map; above ``config.input_statistics["threshold"]`` warns."""
+        if not self.config.input_statistics:
+            raise ModelFolderError("this model stores no input statistics (trained before 2026-12-03); "
+                                   "model.fit_input_statistics(training images) adds them")
+        return self._scores(self.encode(pixel_values.to(self.device, self.dtype))[-1]).cpu()
+
+    @torch.no_grad()
+    def fit_input_statistics(self, pixel_values: torch.Tensor, batch_size: int = 64, shrinkage: float = 0.1) -> dict:
+        """Learn what the training images (N, 3, H, W) in [-1, 1], N >= 30, look like to the U-Net (eval
+        mode): the mean, std and (shrunk) precision of its deepest map's channel means and stds, from the
+        first two thirds; the warning threshold is ``OOD_MARGIN`` times the largest score of the last third,
+        images the statistics never saw. Stored as buffers and ``config.input_statistics``; returned."""
+        if len(pixel_values) < 30:
+            raise ArgumentError(f"fit_input_statistics needs at least 30 training images, got {len(pixel_values)}")
+        was_training = self.training
+        self.eval()
+        feats = torch.cat([self._features(self.encode(pixel_values[i: i + batch_size].to(self.device, self.dtype))[-1])
+                           for i in range(0, len(pixel_values), batch_size)])
+        self.train(was_training)
+        fit, held = feats[: 2 * len(feats) // 3], feats[2 * len(feats) // 3:]
+        mean, std = fit.mean(0), fit.std(0).clamp_min(1e-6)
+        cov = torch.cov(((fit - mean) / std).T)
+        cov = (1 - shrinkage) * cov + shrinkage * torch.eye(len(mean), device=cov.device)  # few images, many features
+        self.config.input_statistics = {"n_images": len(feats), "shrinkage": shrinkage, "margin": OOD_MARGIN}
+        self._add_statistics_buffers()
+        self.ood_mean.copy_(mean), self.ood_std.copy_(std), self.ood_precision.copy_(torch.linalg.inv(cov))
+        scores = self._scores_of_features(held)
+        self.config.input_statistics.update(threshold=float(OOD_MARGIN * scores.max()),
+                                            unseen_training_score_max=float(scores.max()))
+        return self.config.input_statistics
+
+    def _scores_of_features(self, feats: torch.Tensor) -> torch.Tensor:
+        z = (feats - self.ood_mean) / self.ood_std
+        return ((z @ self.ood_precision) * z).sum(1).div(z.shape[1]).sqrt()
+
+    def _warn_if_far(self, deepest: torch.Tensor) -> None:
+        """An OutOfDistributionWarning when an input scores above the stored threshold (Python's default
+        warning filter shows it once per session; the Space records each one)."""
+        stats = self.config.input_statistics
+        if self.training or not stats:
+            return
+        worst = float(self._scores(deepest).max())
+        if worst > stats["threshold"]:
+            warnings.warn(f"gan_partseg: this image is far from what the auto-shot U-Net was trained on (score "
+                          f"{worst:.1f}; unseen training images score up to {stats['unseen_training_score_max']:.1f}): "
+                          f"its labels are likely wrong. The model learned the world of "
+                          f"{self.config.source_segmenter or 'its training data'}: give it images like those, "
+                          "or train one on yours.", OutOfDistributionWarning, stacklevel=3)
+
     def forward(self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None,
                 return_dict: bool = True) -> SemanticSegmenterOutput:
         """pixel_values: (B, 3, H, W) in [-1, 1], any H, W -> logits (B, n_classes, H, W).
@@ -118,6 +203,7 @@ class AutoShotSegmenter(ResolveBundledMixin, PreTrainedModel):
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         skips = self.encode(x)
+        self._warn_if_far(skips[-1])
         x = skips.pop()
         for block in self.up:
             skip = skips.pop()
@@ -177,4 +263,4 @@ def _size_of(image) -> tuple[int, int]:
     return arr.shape[0], arr.shape[1]
 
 
-__all__: Sequence[str] = ["AutoShotSegmenter", "AutoShotSegmenterConfig"]
+__all__: Sequence[str] = ["AutoShotSegmenter", "AutoShotSegmenterConfig", "OutOfDistributionWarning"]

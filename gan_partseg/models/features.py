@@ -16,6 +16,8 @@ from collections.abc import Mapping, Sequence
 import torch
 import torch.nn.functional as F
 
+from gan_partseg.errors import ArgumentError
+
 UP_MODES = ("bilinear", "bicubic", "nearest")
 DOWN_MODES = ("area", "bilinear", "nearest")
 
@@ -33,9 +35,9 @@ def resize(x: torch.Tensor, size: int, up_mode: str = "bilinear", down_mode: str
 
 def check_modes(up_mode: str, down_mode: str) -> None:
     if up_mode not in UP_MODES:
-        raise ValueError(f"up_mode must be one of {UP_MODES}, got {up_mode!r}")
+        raise ArgumentError(f"up_mode must be one of {UP_MODES}, got {up_mode!r}")
     if down_mode not in DOWN_MODES:
-        raise ValueError(f"down_mode must be one of {DOWN_MODES}, got {down_mode!r}")
+        raise ArgumentError(f"down_mode must be one of {DOWN_MODES}, got {down_mode!r}")
 
 
 def select_layers(features: Mapping[str, torch.Tensor], layers: Sequence[str]) -> "OrderedDict[str, torch.Tensor]":

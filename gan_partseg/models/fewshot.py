@@ -17,6 +17,7 @@ import torch
 from transformers import PreTrainedConfig, PreTrainedModel
 from transformers.utils import ModelOutput
 
+from gan_partseg.errors import ArgumentError, ModelFolderError
 from gan_partseg.hub import ResolveBundledMixin
 from gan_partseg.inversion.latent_optimizer import LatentOptimizer
 from gan_partseg.models.features import check_modes, select_layers
@@ -68,7 +69,7 @@ class FewShotSegmenterConfig(PreTrainedConfig):
         layers = list(layers) if layers else list(shapes)
         unknown = [n for n in layers if n not in shapes]
         if unknown:
-            raise ValueError(f"unknown feature layers {unknown}; the generator has {list(shapes)}")
+            raise ArgumentError(f"unknown feature layers {unknown}; the generator has {list(shapes)}")
         return cls(generator=str(generator_name), feature_layers=layers,
                    feature_channels={n: shapes[n][0] for n in layers},
                    output_size=output_size or generator.config.size,
@@ -125,8 +126,8 @@ class FewShotSegmenter(ResolveBundledMixin, PreTrainedModel):
         bad = [n for n in self.config.feature_layers
                if n not in shapes or shapes[n][0] != self.config.feature_channels[n]]
         if bad:
-            raise ValueError(f"generator does not fit this segmenter: layers {bad} are missing or of other widths "
-                             f"(segmenter expects {self.config.feature_channels})")
+            raise ModelFolderError(f"generator does not fit this segmenter: layers {bad} are missing or of other widths "
+                                   f"(segmenter expects {self.config.feature_channels})")
         # kept out of _modules so the generator's weights never enter this model's state dict
         self.__dict__["_generator"] = generator.eval()
 

@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from gan_partseg.errors import ArgumentError
 from gan_partseg.models.features import check_modes, resize, stack_features
 
 CNN_DILATIONS = {"S": (1, 2, 1), "M": (2, 4, 1, 2, 4), "L": (2, 4, 8, 1, 2, 4, 8)}
@@ -57,14 +58,14 @@ def parse_head(spec: str) -> dict:
         return {"head": "mlp", "mlp_hidden_layers": int(m.group(1))}
     if m := re.fullmatch(r"ensemble(?:-(\d+))?", s):
         return {"head": "ensemble", "ensemble_size": int(m.group(1) or 10), "mlp_hidden_layers": 2}
-    raise ValueError(f"unknown head {spec!r}: use cnn-s, cnn-m, cnn-l (optionally /scale), mlp-0, mlp-1, mlp-2 or "
-                     "ensemble-N")
+    raise ArgumentError(f"unknown head {spec!r}: use cnn-s, cnn-m, cnn-l (optionally /scale), mlp-0, mlp-1, mlp-2 or "
+                        "ensemble-N")
 
 
 def cnn_dilations(cnn_size: str, output_size: int | None = None, rule: str = "paper") -> tuple[int, ...]:
     """The dilations of a CNN head at ``output_size`` px under ``rule`` (``DILATION_RULES``)."""
     if rule not in DILATION_RULES:
-        raise ValueError(f"dilation_rule must be one of {DILATION_RULES}, got {rule!r}")
+        raise ArgumentError(f"dilation_rule must be one of {DILATION_RULES}, got {rule!r}")
     dil = CNN_DILATIONS[cnn_size]
     if rule == "paper" or output_size is None:
         return dil
@@ -116,7 +117,7 @@ class PointwiseProjection(nn.Module):
             x = stack_features(features, size, up_mode, down_mode)
             return F.conv2d(x, self.weight[:, :, None, None], self.bias)
         if path != "efficient":
-            raise ValueError(f"path must be 'efficient' or 'naive', got {path!r}")
+            raise ArgumentError(f"path must be 'efficient' or 'naive', got {path!r}")
         out = None
         for f, w in zip(features.values(), self.weight.split(self.splits, dim=1)):
             w = w[:, :, None, None]
@@ -151,7 +152,7 @@ class SegmentationHead(nn.Module):
         self.checkpoint_body = checkpoint_body
         if head == "cnn":
             if cnn_size not in CNN_DILATIONS:
-                raise ValueError(f"cnn_size must be S, M or L, got {cnn_size!r}")
+                raise ArgumentError(f"cnn_size must be S, M or L, got {cnn_size!r}")
             self.project = PointwiseProjection(layer_channels, PROJ_CHANNELS)
             self.act = nn.LeakyReLU(0.2, inplace=True)
             layers: list[nn.Module] = []
@@ -164,7 +165,7 @@ class SegmentationHead(nn.Module):
             self.body = nn.Sequential(*layers)
         elif head in ("mlp", "ensemble"):
             if mlp_hidden_layers not in MLP_HIDDEN:
-                raise ValueError(f"mlp_hidden_layers must be 0, 1 or 2, got {mlp_hidden_layers}")
+                raise ArgumentError(f"mlp_hidden_layers must be 0, 1 or 2, got {mlp_hidden_layers}")
             m = self.ensemble_size
             dims = list(MLP_HIDDEN[mlp_hidden_layers]) + [n_classes]
             self.project = PointwiseProjection(layer_channels, dims[0] * m)
@@ -176,7 +177,7 @@ class SegmentationHead(nn.Module):
                 layers.append(nn.Conv2d(a * m, b * m, 1, groups=m))
             self.body = nn.Sequential(*layers)
         else:
-            raise ValueError(f"head must be 'cnn', 'mlp' or 'ensemble', got {head!r}")
+            raise ArgumentError(f"head must be 'cnn', 'mlp' or 'ensemble', got {head!r}")
 
     def forward(self, features: Mapping[str, torch.Tensor], size: int, up_mode: str = "bilinear",
                 down_mode: str = "area", path: str = "efficient", plan: str = "auto") -> HeadOutput:

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
+from gan_partseg.errors import ArgumentError
 from gan_partseg.lite0 import lite0_block_features, load_efficientnet_lite0
 
 LITE0_CHANNELS = {0: 16, 1: 24, 2: 24, 3: 40, 4: 40, 5: 80, 6: 80, 7: 80, 8: 112, 9: 112, 10: 112,
@@ -67,11 +68,11 @@ class ProjectedDiscriminator(nn.Module):
         super().__init__()
         blocks, proj_channels = tuple(blocks), tuple(proj_channels)
         if resize % 32 or resize < 64:
-            raise ValueError(f"resize must be a multiple of 32 and at least 64, got {resize}")
+            raise ArgumentError(f"resize must be a multiple of 32 and at least 64, got {resize}")
         if list(blocks) != sorted(set(blocks)) or not all(b in LITE0_CHANNELS for b in blocks):
-            raise ValueError(f"blocks must be ascending EfficientNet-Lite0 block indices 0-15, got {blocks}")
+            raise ArgumentError(f"blocks must be ascending EfficientNet-Lite0 block indices 0-15, got {blocks}")
         if len(proj_channels) != len(blocks):
-            raise ValueError(f"proj_channels needs one entry per block ({len(blocks)}), got {proj_channels}")
+            raise ArgumentError(f"proj_channels needs one entry per block ({len(blocks)}), got {proj_channels}")
         if features is None:
             features = load_efficientnet_lite0()
         features.eval().requires_grad_(False)

@@ -24,6 +24,7 @@ from transformers import PreTrainedConfig, PreTrainedModel
 from transformers import initialization as init
 from transformers.utils import ModelOutput
 
+from gan_partseg.errors import ArgumentError
 from gan_partseg.hub import ResolveBundledMixin
 from gan_partseg.models import fused
 from gan_partseg.models.ops import fused_leaky_relu, make_kernel, upfirdn2d
@@ -81,15 +82,15 @@ class StyleGAN2Config(PreTrainedConfig):
 
     def __post_init__(self, **kwargs):
         if not isinstance(self.size, int) or self.size < 4 or self.size & (self.size - 1):
-            raise ValueError(f"size must be a power of two >= 4, got {self.size!r}")
+            raise ArgumentError(f"size must be a power of two >= 4, got {self.size!r}")
         if self.n_mlp < 1 or self.style_dim < 1:
-            raise ValueError(f"n_mlp and style_dim must be positive, got {self.n_mlp}, {self.style_dim}")
+            raise ArgumentError(f"n_mlp and style_dim must be positive, got {self.n_mlp}, {self.style_dim}")
         table = default_channels(self.channel_multiplier)
         for key, value in (self.channels or {}).items():
             table[int(key)] = int(value)
         missing = [r for r in self.resolutions if r not in table]
         if missing:
-            raise ValueError(f"channels has no entry for resolutions {missing}")
+            raise ArgumentError(f"channels has no entry for resolutions {missing}")
         self.channels = {str(r): table[r] for r in sorted(table) if r <= self.size}
         self.blur_kernel = [int(k) if float(k).is_integer() else float(k) for k in self.blur_kernel]
         super().__post_init__(**kwargs)
@@ -118,10 +119,32 @@ class StyleGAN2Config(PreTrainedConfig):
 
 
 class StyleGAN2DiscriminatorConfig(StyleGAN2Config):
-    """Configuration of the StyleGAN2 residual discriminator (same fields as the generator's;
-    ``style_dim``, ``n_mlp`` and ``lr_mlp`` are unused)."""
+    """Configuration of the StyleGAN2 residual discriminator (the generator's fields, of which ``style_dim``,
+    ``n_mlp`` and ``lr_mlp`` are unused, and two of its own).
+
+    Args:
+        mbstd_group_size: images per group of the minibatch-stddev layer; ``None`` takes the whole batch
+            as one group. 4 in rosinality and stylegan2-ada-pytorch's ``auto`` config; NVIDIA pickles store
+            their own (8 in ``paper256`` / ``paper512``), which ``convert nvidia`` copies here.
+        mbstd_num_channels: stddev features appended to the last block's output (its channels are split into
+            this many groups, each with its own feature); 0 turns the layer off. 1 in both code bases.
+    Configs written before these fields existed load with the defaults (4, 1), which is what they ran.
+    """
 
     model_type = "stylegan2_discriminator"
+
+    mbstd_group_size: int | None = 4
+    mbstd_num_channels: int = 1
+
+    def __post_init__(self, **kwargs):
+        g, f = self.mbstd_group_size, self.mbstd_num_channels
+        if g is not None and (isinstance(g, bool) or not isinstance(g, int) or g < 1):
+            raise ArgumentError(f"mbstd_group_size must be a positive integer or None (the whole batch), got {g!r}")
+        if isinstance(f, bool) or not isinstance(f, int) or f < 0:
+            raise ArgumentError(f"mbstd_num_channels must be an integer >= 0 (0 = no stddev feature), got {f!r}")
+        super().__post_init__(**kwargs)
+        if f and self.channel(4) % f:
+            raise ArgumentError(f"mbstd_num_channels {f} does not divide the {self.channel(4)} channels at 4 px")
 
 
 # --------------------------------------------------------------------------- blocks
@@ -671,10 +694,11 @@ class StyleGAN2Discriminator(ResolveBundledMixin, PreTrainedModel):
 
     images: (B, 3, size, size) in [-1, 1] -> logits (B, 1).
 
-    The minibatch-stddev layer compares each image with others of its group of 4, so the logits are the ones
-    training shaped only for B divisible by 4; any other B falls back to groups of 1, a constant stddev feature
-    the network never saw (logits on 50 faces can sit a whole unit away from those on 40). The residual
-    blocks' ``features`` come before that layer and do not depend on B.
+    The minibatch-stddev layer (NVIDIA's ``MinibatchStdLayer``) compares each image with the others of its group
+    of ``config.mbstd_group_size`` (4 unless a checkpoint says otherwise; ``None``: the whole batch), so the logits
+    are the ones training shaped only for B divisible by the group size (or below it: one group of B); any other B
+    falls back to groups of 1, a constant stddev feature the network never saw (logits on 50 faces can sit a whole
+    unit away from those on 40). The residual blocks' ``features`` come before that layer and do not depend on B.
     """
 
     config_class = StyleGAN2DiscriminatorConfig
@@ -693,9 +717,9 @@ class StyleGAN2Discriminator(ResolveBundledMixin, PreTrainedModel):
             convs.append(ResBlock(in_channel, out_channel, blur))
             in_channel = out_channel
         self.convs = nn.Sequential(*convs)
-        self.stddev_group = 4
-        self.stddev_feat = 1
-        self.final_conv = ConvLayer(in_channel + 1, c.channel(4), 3)
+        self.stddev_group = c.mbstd_group_size
+        self.stddev_feat = c.mbstd_num_channels
+        self.final_conv = ConvLayer(in_channel + self.stddev_feat, c.channel(4), 3)
         self.final_linear = nn.Sequential(
             EqualLinear(c.channel(4) * 4 * 4, c.channel(4), activation="fused_lrelu"),
             EqualLinear(c.channel(4), 1),
@@ -704,6 +728,23 @@ class StyleGAN2Discriminator(ResolveBundledMixin, PreTrainedModel):
 
     def _init_weights(self, module: nn.Module) -> None:
         init_stylegan2_module(module)
+
+    def minibatch_stddev(self, x: torch.Tensor) -> torch.Tensor:
+        """The (B, mbstd_num_channels, H, W) stddev features of NVIDIA's ``MinibatchStdLayer`` for ``x`` (B, C, H, W).
+
+        Groups of G = min(mbstd_group_size, B) images (B with ``None``): image i is grouped with those whose index
+        is i modulo B / G; each of the F channel groups gets the mean over its channels and pixels of the stddev
+        over the group. A B that G does not divide (where NVIDIA's reshape fails) takes G = 1.
+        """
+        batch, channel, height, width = x.shape
+        group = batch if self.stddev_group is None else min(batch, self.stddev_group)
+        if batch % group:
+            group = 1
+        feat = self.stddev_feat
+        y = x.reshape(group, -1, feat, channel // feat, height, width)
+        y = torch.sqrt(y.var(0, unbiased=False) + 1e-8)
+        y = y.mean([2, 3, 4]).reshape(-1, feat, 1, 1)
+        return y.repeat(group, 1, height, width)
 
     def forward(self, images: torch.Tensor, return_features: bool = False,
                 return_dict: bool = True) -> DiscriminatorOutput:
@@ -715,15 +756,10 @@ class StyleGAN2Discriminator(ResolveBundledMixin, PreTrainedModel):
             out = layer(out)
             if return_features:
                 features[f"convs.{i}"] = out
-        batch, channel, height, width = out.shape
-        group = min(batch, self.stddev_group)
-        if batch % group:
-            group = 1
-        stddev = out.view(group, -1, self.stddev_feat, channel // self.stddev_feat, height, width)
-        stddev = torch.sqrt(stddev.var(0, unbiased=False) + 1e-8)
-        stddev = stddev.mean([2, 3, 4], keepdim=True).squeeze(2)
-        stddev = stddev.repeat(group, 1, height, width)
-        out = self.final_conv(torch.cat([out, stddev], 1))
+        batch = out.shape[0]
+        if self.stddev_feat:
+            out = torch.cat([out, self.minibatch_stddev(out)], 1)
+        out = self.final_conv(out)
         logits = self.final_linear(out.view(batch, -1))
         result = DiscriminatorOutput(logits=logits, features=features if return_features else None)
         return result if return_dict else result.to_tuple()

@@ -54,6 +54,8 @@ SEGMENTER = "toyfaces-64-fewshot-10c-10shot"
 NAME = "toyfaces-64-autoshot-10c"
 SUPERVISED_SEEDS = TRAIN_SEEDS[600_000:]
 POOL_SEEDS = TRAIN_SEEDS[500_000:]  # the shots of the 10-shot segmenter come from here
+#: the U-Net both the auto-shot and the supervised rows train (over TrainAutoShotConfig's defaults)
+UNET = {"widths": [16, 32, 64, 128], "epochs": 8, "batch": 32, "n_val": 100}
 
 
 def score(pred: torch.Tensor, truth: np.ndarray) -> dict:
@@ -71,8 +73,8 @@ def main() -> None:
                     help="held-out latents of the toyfaces-64 generator (scripts/fewshot_results.py writes them)")
     ap.add_argument("--n", type=int, default=5000, help="generated (and rendered) training images")
     ap.add_argument("--n-test", type=int, default=200)
-    ap.add_argument("--epochs", type=int, default=8)
-    ap.add_argument("--widths", default="16,32,64,128")
+    ap.add_argument("--epochs", type=int, default=UNET["epochs"])
+    ap.add_argument("--widths", default=",".join(map(str, UNET["widths"])))
     ap.add_argument("--ablation-inv-steps", type=int, default=100,
                     help="latent optimizer steps into the untrained generator (it reconstructs little anyway)")
     ap.add_argument("--quick", action="store_true", help="smoke run: 64 images, 16 test, 1 epoch, nothing shipped")
@@ -102,8 +104,8 @@ def main() -> None:
     for kind, data in (("autoshot", work / "generated"), ("supervised", work / "rendered")):
         t0 = time.time()
         widths = [int(w) for w in args.widths.split(",")]
-        best[kind] = train_autoshot(TrainAutoShotConfig(data=str(data), out=str(work / kind), widths=widths,
-                                                        epochs=args.epochs, batch=32, n_val=100))
+        best[kind] = train_autoshot(TrainAutoShotConfig(data=str(data), out=str(work / kind),
+                                                        **{**UNET, "widths": widths, "epochs": args.epochs}))
         timings[f"train_{kind}_s"] = time.time() - t0
 
     print("4/5 ablation: the same head on an untrained generator", flush=True)
@@ -156,6 +158,9 @@ def main() -> None:
              "gan_features_minus_untrained_points": 100 * (f - rows["untrained_generator_10shot"]["mean_iou"]),
              "autoshot_mean_at_least_62_and_every_class_25": bool(a >= 0.62 and auto_worst >= 0.25),
              "autoshot_worst_class": min(rows["autoshot"]["per_class_iou"].items(), key=lambda kv: kv[1])[0],
+             "autoshot_vs_teacher_at_least_half_teacher_vs_detector_every_class": all(
+                 stages["autoshot_vs_teacher"]["per_class_iou"][c] >= 0.5 * v
+                 for c, v in stages["teacher_vs_detector"]["per_class_iou"].items() if v is not None),
              "fewshot_mean_at_least_60_and_every_class_20": bool(
                  f >= 0.60 and min(rows["fewshot_10shot_inversion"]["per_class_iou"].values()) >= 0.20)}
     meta = {"segmenter": args.segmenter, "n_train_images": args.n, "n_test": args.n_test, "epochs": args.epochs,
@@ -239,7 +244,11 @@ def markdown(rows: dict, goals: dict, meta: dict, stages: dict | None = None) ->
               f"({100 * goals['autoshot_over_supervised']:.0f}%); GAN features over untrained ones: "
               f"**{goals['gan_features_minus_untrained_points']:+.1f} points**; auto-shot mean IoU 62 or more with "
               f"every class 25 or more: **{'met' if goals['autoshot_mean_at_least_62_and_every_class_25'] else 'not met'}**"
-              f" (worst class: {goals['autoshot_worst_class']}).", ""]
+              f" (worst class: {goals['autoshot_worst_class']})"
+              + ("" if "autoshot_vs_teacher_at_least_half_teacher_vs_detector_every_class" not in goals else
+                 "; on every class the U-Net agrees with its teacher at least half as well as the teacher agrees with "
+                 "the detector: **" + ("met" if goals["autoshot_vs_teacher_at_least_half_teacher_vs_detector_every_class"]
+                                       else "not met") + "**") + ".", ""]
     return "\n".join(lines)
 
 

@@ -23,9 +23,10 @@ import torch
 from gan_partseg.data.shots import read_latents, read_shots
 from gan_partseg.evaluation.metrics import SegmentationMetrics
 from gan_partseg.files import atomic_write_text, replace_markdown_section
-from gan_partseg.labels import CLASSES_10, MISS_BELOW, id2label, misses_text
+from gan_partseg.labels import CLASSES_10, MISS_BELOW, id2label
 from gan_partseg.models.stylegan2 import StyleGAN2Generator
 from gan_partseg.results.fewshot_table import GENERATOR, POOL_SEEDS, ROOT, cached_features, predict
+from gan_partseg.results.settings_table import best_line, setting_lines
 from gan_partseg.training.fewshot import TrainFewShotConfig, train_fewshot
 
 #: the settings compared, each a change from TrainFewShotConfig's defaults at the table's 400 steps
@@ -35,7 +36,7 @@ GRID: list[dict] = [
     {"lr": 3e-4}, {"lr": 3e-3},
     {"head": "mlp-0"}, {"head": "mlp-2"},
     {"balance": "median-freq"}, {"balance": "median-freq", "lr": 3e-3},
-    {"loss": "balanced-ce+dice"},
+    {"loss": "balanced-ce+dice"}, {"augment": "flip"}, {"ignore_band": 1},
 ]
 TABLE_CLASSES = ("eye", "eyebrow", "mouth", "nose", "ear")
 
@@ -80,7 +81,6 @@ def run(k: int, work: Path, draws: int = 3, steps: int = 400, grid: list[dict] =
 
 def markdown(rows: list[dict], steps: int) -> str:
     k = rows[0]["k"]
-    base = next(r for r in rows if not r["change"])
     lines = [f"## Few-shot head settings ({k} shot, chosen on validation faces)", "",
              f"Each setting changes one thing from `TrainFewShotConfig`'s defaults at the k-shot table's {steps} steps; "
              f"{rows[0]['draws']} draws of the k-shot table's shots from the pool; scored on the {rows[0]['n_val']} pool "
@@ -89,16 +89,8 @@ def markdown(rows: list[dict], steps: int) -> str:
              "| setting | mean IoU | weighted IoU | " + " | ".join(TABLE_CLASSES)
              + f" | misses (IoU < {100 * MISS_BELOW:.0f}) | s / head |",
              "|" + "---|" * (5 + len(TABLE_CLASSES))]
-    for r in rows:
-        label = ", ".join(f"{a} {b}" for a, b in r["change"].items()) or "**defaults**"
-        pc = r["val_per_class_iou"]
-        lines.append(f"| {label} | {100 * r['val_mean_iou']:.1f} | {100 * r['val_weighted_iou']:.1f} | "
-                     + " | ".join(f"{100 * pc[c]:.1f}" for c in TABLE_CLASSES)
-                     + f" | {misses_text(pc).removeprefix('misses: ') or 'none'} | {r['train_seconds']:.1f} |")
-    best = max(rows, key=lambda r: r["val_mean_iou"])
-    gap = 100 * (best["val_mean_iou"] - base["val_mean_iou"])
-    lines += ["", f"Best: {', '.join(f'{a} {b}' for a, b in best['change'].items()) or 'the defaults'}, "
-              f"{gap:+.1f} mean IoU over the defaults."]
+    lines += setting_lines(rows, TABLE_CLASSES, "**defaults**", lambda r: f"{r['train_seconds']:.1f}")
+    lines += ["", best_line(rows, "defaults")]
     return "\n".join(lines) + "\n"
 
 
@@ -107,7 +99,7 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=1, choices=(1, 5, 10))
     ap.add_argument("--work", default=str(ROOT / "runs" / "results"))
     ap.add_argument("--draws", type=int, default=3)
-    ap.add_argument("--steps", type=int, default=400, help="the k-shot table's training steps")
+    ap.add_argument("--steps", type=int, default=TrainFewShotConfig().steps, help="the k-shot table's training steps")
     args = ap.parse_args()
     work = Path(args.work)
     if not (work / "pool" / "latents").is_dir():

@@ -51,7 +51,7 @@ def main() -> None:
     ap.add_argument("--pool", type=int, default=30)
     ap.add_argument("--n-test", type=int, default=200)
     ap.add_argument("--draws", type=int, default=3)
-    ap.add_argument("--steps", type=int, default=400, help="head training steps")
+    ap.add_argument("--steps", type=int, default=TrainFewShotConfig().steps, help="head training steps")
     ap.add_argument("--inv-steps", type=int, default=InversionConfig().steps, help="latent optimizer steps")
     ap.add_argument("--quick", action="store_true",
                     help="a smoke run: 12 pool, 16 test, 1 draw, 50 training and 20 inversion steps, nothing shipped")

@@ -8,6 +8,7 @@ from dataclasses import MISSING, asdict, fields
 from pathlib import Path
 from typing import Any
 
+from gan_partseg.errors import ArgumentError, CheckpointError
 from gan_partseg.files import atomic_write_text, swap_in_folder
 
 CHECKPOINT_PREFIX = "step_"
@@ -49,7 +50,7 @@ def check_resume_config(run_dir: Path, config: Any, keys_that_must_match: list[s
     diff = config_differences(path, config, keys_that_must_match)
     if diff:
         lines = ", ".join(f"{k}: run has {a!r}, you asked {b!r}" for k, (a, b) in diff.items())
-        raise ValueError(
+        raise ArgumentError(
             f"{run_dir} holds a run with a different configuration ({lines}). "
             "Resume with the same settings, or pass a new --out folder."
         )
@@ -84,7 +85,8 @@ def config_from_dict(cls, values: dict):
     names = {f.name for f in fields(cls)}
     unknown = set(values) - names
     if unknown:
-        raise ValueError(f"unknown {cls.__name__} fields: {sorted(unknown)}")
+        raise CheckpointError(f"unknown {cls.__name__} fields: {sorted(unknown)}; the run was recorded by another "
+                              "version of gan_partseg: resume it with that version, or start a new --out")
     return cls(**values)
 
 

@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 
 from gan_partseg.cards import generator_card
 from gan_partseg.data import TRAIN_SEEDS, render_batch
-from gan_partseg.errors import check_count, check_seed
+from gan_partseg.errors import ArgumentError, CheckpointError, MissingFileError, OutputError, check_count, check_seed
 from gan_partseg.files import atomic_write_bytes
 from gan_partseg.hub import save_pretrained_atomic
 from gan_partseg.images import make_grid, save_image, tensor_to_uint8, uint8_to_tensor
@@ -110,16 +110,16 @@ def check_init_from(cfg: TrainGANConfig) -> tuple[Path, bool]:
     its discriminator is of the same kind (when it is not, only the generator side is taken)."""
     ckpt = Path(cfg.init_from)
     if not (ckpt / "DONE").exists():
-        raise FileNotFoundError(f"--init-from {ckpt} is not a complete train-gan checkpoint "
-                                "(a RUN/checkpoints/step_N folder with a DONE file)")
+        raise MissingFileError(f"--init-from {ckpt} is not a complete train-gan checkpoint "
+                               "(a RUN/checkpoints/step_N folder with a DONE file)")
     source = ckpt.parent.parent / "train_config.json"
     if not source.exists():
-        raise FileNotFoundError(f"--init-from {ckpt}: no train_config.json in its run folder {ckpt.parent.parent}")
+        raise MissingFileError(f"--init-from {ckpt}: no train_config.json in its run folder {ckpt.parent.parent}")
     same_disc = not config_differences(source, cfg, ["disc"])
     diff = config_differences(source, cfg, ARCHITECTURE_KEYS if same_disc else GENERATOR_KEYS)
     if diff:
         lines = ", ".join(f"{k}: checkpoint has {a!r}, you asked {b!r}" for k, (a, b) in diff.items())
-        raise ValueError(f"--init-from {ckpt} holds other networks ({lines}); use the same architecture settings")
+        raise CheckpointError(f"--init-from {ckpt} holds other networks ({lines}); use the same architecture settings")
     return ckpt, same_disc
 
 
@@ -173,7 +173,7 @@ def build_discriminator(cfg: TrainGANConfig) -> torch.nn.Module:
         return StyleGAN2Discriminator(discriminator_config(cfg))
     if cfg.disc == "projected":
         return ProjectedDiscriminator(resize=cfg.projected_resize, seed=cfg.seed)
-    raise ValueError(f"unknown disc {cfg.disc!r}; use one of {', '.join(DISC_KINDS)}")
+    raise ArgumentError(f"unknown disc {cfg.disc!r}; use one of {', '.join(DISC_KINDS)}")
 
 
 def discriminator_losses(kind: str, real_pred: torch.Tensor | None, fake_pred: torch.Tensor) -> torch.Tensor:
@@ -200,7 +200,7 @@ def augment(x: torch.Tensor, kind: str, generator: torch.Generator) -> torch.Ten
     if kind == "none":
         return x
     if kind != "translate-color":
-        raise ValueError(f"unknown augment {kind!r}; use 'none' or 'translate-color'")
+        raise ArgumentError(f"unknown augment {kind!r}; use 'none' or 'translate-color'")
     b, _, h, w = x.shape
     dev = x.device
     r = lambda *s: torch.rand(*s, generator=generator).to(dev, x.dtype)  # noqa: E731
@@ -221,7 +221,7 @@ def load_training_images(n_images: int, size: int, cache_dir: Path | None = None
     """The first ``n_images`` seeds of ``TRAIN_SEEDS`` rendered at ``size``: (N, size, size, 3) uint8, cached."""
 
     if n_images > len(TRAIN_SEEDS):
-        raise ValueError(f"n_images must be at most {len(TRAIN_SEEDS)}")
+        raise ArgumentError(f"n_images must be at most {len(TRAIN_SEEDS)}")
     cache = Path(cache_dir) / f"toyfaces_{size}px_{n_images}.npy" if cache_dir else None
     if cache is not None and cache.exists():
         arr = np.load(cache, mmap_mode="r")
@@ -299,7 +299,7 @@ def train_gan(cfg: TrainGANConfig, resume: bool = True, progress: bool = True) -
     run = Path(cfg.out)
     existing = checkpoints(run)
     if existing and not resume:
-        raise FileExistsError(f"{run} already holds checkpoints; pass --resume to continue it or choose a new --out")
+        raise OutputError(f"{run} already holds checkpoints; pass --resume to continue it or choose a new --out")
     recorded = load_run_config(run) if existing else None
     if recorded is not None and cfg.init_from is None:  # resuming a fork needs no --init-from: it has its checkpoints
         cfg = replace(cfg, init_from=recorded.init_from)
@@ -310,9 +310,9 @@ def train_gan(cfg: TrainGANConfig, resume: bool = True, progress: bool = True) -
     cfg = replace(cfg, processes=accelerator.num_processes)
     if recorded is not None and recorded.processes != cfg.processes:
         was = recorded.processes
-        raise ValueError(f"{run} trains with {was} process(es) x batch {recorded.batch}, this launch has "
-                         f"{cfg.processes}: resume it the same way ({_launch_hint(was)}), or start a fork with the "
-                         f"batch you want (--out NEW --init-from {existing[-1]})")
+        raise ArgumentError(f"{run} trains with {was} process(es) x batch {recorded.batch}, this launch has "
+                            f"{cfg.processes}: resume it the same way ({_launch_hint(was)}), or start a fork with the "
+                            f"batch you want (--out NEW --init-from {existing[-1]})")
     check_resume_config(run, cfg, MODEL_KEYS)
     device = accelerator.device
     rank = accelerator.process_index
@@ -528,8 +528,8 @@ def _lineage_rows(run: Path) -> list[tuple[str, list[dict]]]:
         candidates = [base / source for base in (Path.cwd(), *here.parents)] + [here.parent / source.name]
         source = next((c for c in candidates if (c / "log.jsonl").exists()), source)
     if not (source / "log.jsonl").exists():
-        raise FileNotFoundError(f"{run} was started --init-from {init}, but that run's log is not here "
-                                f"({source / 'log.jsonl'}): restore the run folder to count its training")
+        raise MissingFileError(f"{run} was started --init-from {init}, but that run's log is not here "
+                               f"({source / 'log.jsonl'}): restore the run folder to count its training")
     *earlier, (name, before) = _lineage_rows(source)
     return [*earlier, (f"{name} to step {start}", [r for r in before if r["step"] <= start]), (run.name, rows)]
 
@@ -540,8 +540,12 @@ def load_run_config(run: Path) -> TrainGANConfig:
 
     path = Path(run) / "train_config.json"
     if not path.exists():
-        raise FileNotFoundError(f"{run} is not a train-gan run folder (no train_config.json)")
-    return config_from_dict(TrainGANConfig, json.loads(path.read_text()))
+        raise MissingFileError(f"{run} is not a train-gan run folder (no train_config.json)")
+    try:
+        values = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as err:
+        raise CheckpointError(f"{path} is not valid JSON ({err}): the run folder is damaged") from None
+    return config_from_dict(TrainGANConfig, values)
 
 
 def models_from_checkpoint(run: Path, checkpoint: Path | None = None
@@ -558,11 +562,11 @@ def models_from_checkpoint(run: Path, checkpoint: Path | None = None
     found = checkpoints(run)
     ckpt = Path(checkpoint) if checkpoint else (found[-1] if found else None)
     if ckpt is None:
-        raise FileNotFoundError(f"{run} has no complete checkpoint yet")
+        raise MissingFileError(f"{run} has no complete checkpoint yet")
     if not (ckpt / "DONE").exists():
         listed = ", ".join(p.name for p in found) or "none"
-        raise FileNotFoundError(f"{ckpt} is not a complete train-gan checkpoint (no DONE marker); "
-                                f"{run}'s complete ones: {listed}")
+        raise MissingFileError(f"{ckpt} is not a complete train-gan checkpoint (no DONE marker); "
+                               f"{run}'s complete ones: {listed}")
     g_ema = StyleGAN2Generator(generator_config(cfg))
     g_ema.load_state_dict(torch.load(ckpt / "custom_checkpoint_0.pkl", map_location="cpu", weights_only=True))
     disc = None

@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from gan_partseg.errors import ArgumentError
+
 LOSSES = ("ce", "balanced-ce", "ce+dice", "balanced-ce+dice")
 IGNORE = 255
 """Label id of pixels no loss reads (e.g. the boundary band); ``evaluate`` skips it as well."""
@@ -16,7 +18,7 @@ IGNORE = 255
 
 def check_loss(loss: str) -> None:
     if loss not in LOSSES:
-        raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+        raise ArgumentError(f"loss must be one of {LOSSES}, got {loss!r}")
 
 
 def class_weights(labels: torch.Tensor, n_classes: int, balance: str = "inv-sqrt",
@@ -36,7 +38,7 @@ def class_weights(labels: torch.Tensor, n_classes: int, balance: str = "inv-sqrt
     elif balance == "median-freq":
         w[present] = freq[present].median() / freq[present]
     else:
-        raise ValueError(f"balance must be 'inv-sqrt' or 'median-freq', got {balance!r}")
+        raise ArgumentError(f"balance must be 'inv-sqrt' or 'median-freq', got {balance!r}")
     w = w / (freq * w).sum()
     w[~present] = max_weight
     return w.clamp(max=max_weight).float()

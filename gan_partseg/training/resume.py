@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from gan_partseg.errors import CheckpointError, MissingFileError
 from gan_partseg.files import atomic_folder, atomic_write_text
 from gan_partseg.hub import tensor_digest
 from gan_partseg.training.checkpoints import CHECKPOINT_PREFIX
@@ -48,7 +49,7 @@ def pack_checkpoint(checkpoint: Path, out: Path, references: list[Path] = ()) ->
     """
     checkpoint, out = Path(checkpoint), Path(out)
     if not (checkpoint / "DONE").exists():
-        raise FileNotFoundError(f"{checkpoint} is not a complete checkpoint (no DONE file)")
+        raise MissingFileError(f"{checkpoint} is not a complete checkpoint (no DONE file)")
     step = int((checkpoint / "DONE").read_text())
     refs = [(Path(r), load_file(str(r))) for r in references]
     with atomic_folder(out, "packed checkpoint") as tmp:
@@ -164,17 +165,17 @@ def _unpack_into(tmp: Path, packed: Path, manifest: dict) -> None:
             if "reference" in entry:
                 ref = (packed / entry["reference"]).resolve()
                 if not ref.exists():
-                    raise FileNotFoundError(f"{packed}: {name} refers to {ref}, which this checkout lacks")
+                    raise MissingFileError(f"{packed}: {name} refers to {ref}, which this checkout lacks")
                 every = load_file(str(ref))
                 missing = [k for k in entry["keys"] if k not in every]
                 if missing:
-                    raise ValueError(f"{packed}: {name} refers to {ref}, which lacks {missing[:3]}: "
-                                     "that file changed since packing; pack the checkpoint again")
+                    raise CheckpointError(f"{packed}: {name} refers to {ref}, which lacks {missing[:3]}: "
+                                          "that file changed since packing; pack the checkpoint again")
                 tensors = {k: every[k] for k in entry["keys"]}
             else:
                 tensors = load_file(str(packed / f"{name}.safetensors"))
             if tensor_digest(tensors) != entry["sha256"]:
-                raise ValueError(f"{packed}: {name} does not match its recorded SHA-256 (the referenced file changed?)")
+                raise CheckpointError(f"{packed}: {name} does not match its recorded SHA-256 (the referenced file changed?)")
             tensors = {k: tensors[k] for k in entry["keys"]}  # the order the checkpoint had
             if kind == "safetensors":
                 save_file(tensors, str(tmp / name), metadata={"format": "pt"})
