@@ -20,7 +20,6 @@ import re
 import shutil
 import tempfile
 import threading
-import warnings
 import zipfile
 from pathlib import Path
 
@@ -34,7 +33,6 @@ from gan_partseg.data.shots import Shot, write_id2label, write_shot
 from gan_partseg.errors import ImageError, UserError
 from gan_partseg.images import open_rgb, overlay, tensor_to_uint8, uint8_to_tensor, upscale
 from gan_partseg.labels import CLASSES_3, CLASSES_10, MISS_BELOW, counted, id2label, misses_text, palette_for, to_three_class
-from gan_partseg.models.autoshot import OutOfDistributionWarning
 from gan_partseg.models.stylegan2 import TRUNCATION
 from gan_partseg.visualize import legend
 
@@ -309,13 +307,12 @@ def segment_upload(path: str | None, slow: bool, steps: int, progress=gr.Progres
     image = open_upload(path)
     unet = Models.get(AUTOSHOT)
     small = np.asarray(image.resize((256, 256), Image.BILINEAR))
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", OutOfDistributionWarning)  # every upload is judged on its own
-        labels = unet.segment(Image.fromarray(small)).numpy()
+    upload = Image.fromarray(small)
+    labels = unet.segment(upload).numpy()
     names = tuple(unet.id2label[i] for i in range(len(unet.id2label)))
     over = overlay(small, labels, len(names), 0.6)
     inversion, status = None, "Auto-shot U-Net: one forward pass."
-    if any(issubclass(w.category, OutOfDistributionWarning) for w in caught):
+    if unet.is_far(upload):  # every upload judged on its own (the warning itself shows once per process)
         far = ("This image looks nothing like the toy faces these models learned: expect wrong parts. "
                "Try a face drawn in the first tab, or train models on your own images.")
         gr.Warning(far)

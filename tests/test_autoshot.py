@@ -201,6 +201,7 @@ def test_bundled_autoshot_warns_on_a_flag_but_not_on_held_out_faces():
     with warnings.catch_warnings():
         warnings.simplefilter("error", OutOfDistributionWarning)
         model.segment([Image.fromarray(a) for a in images[:16]])  # faces the model never saw: no warning
+    assert not model.is_far([Image.fromarray(a) for a in images[:16]])
     flag = np.zeros((60, 90, 3), np.uint8)
     flag[:20] = (200, 16, 46)
     flag[20:40] = 255
@@ -209,6 +210,7 @@ def test_bundled_autoshot_warns_on_a_flag_but_not_on_held_out_faces():
     for image in (flag, noise):
         with pytest.warns(OutOfDistributionWarning, match="far from what the auto-shot U-Net was trained on"):
             model.segment(Image.fromarray(image))
+        assert model.is_far(Image.fromarray(image))
 
 
 def test_balanced_dice_training_runs_and_is_refused_on_resume_with_another_loss(labelled, tmp_path):
@@ -276,5 +278,6 @@ def test_a_trained_unet_stores_what_its_inputs_look_like_and_warns_far_from_them
     with warnings.catch_warnings():
         warnings.simplefilter("error", OutOfDistributionWarning)
         tiny_unet().eval().segment(noise)
+    assert not tiny_unet().is_far(noise) and model.is_far(noise)
     with pytest.raises(ValueError, match="no input statistics"):
         tiny_unet().input_scores(noise)

@@ -67,6 +67,7 @@ class OutOfDistributionWarning(UserWarning):
 #: did not see (fit_input_statistics). On the bundled U-Net, held-out renders stay below it and noise, flat
 #: colours, a flag and smooth blobs warn (tests/test_autoshot.py)
 OOD_MARGIN = 1.5
+MIN_STATISTICS_IMAGES = 30  # fewer leave the held-out third too small to set the threshold
 
 
 class DoubleConv(nn.Sequential):
@@ -135,23 +136,34 @@ class AutoShotSegmenter(ResolveBundledMixin, PreTrainedModel):
         return self._scores_of_features(self._features(deepest))
 
     @torch.no_grad()
-    def input_scores(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """How far each image is from the training images, as the U-Net sees them: (B, 3, H, W) in [-1, 1]
-        -> (B,) the Mahalanobis distance (per feature, so training images score about 1) of the channel
-        means and stds of its deepest encoder map; above ``config.input_statistics["threshold"]`` warns."""
+    def input_scores(self, images) -> torch.Tensor:
+        """How far each image is from the training images, as the U-Net sees them: a (B, 3, H, W) tensor in
+        [-1, 1], or what :meth:`segment` takes (PIL images / uint8 arrays, preprocessed as it does) -> (B,)
+        the Mahalanobis distance (per feature, so training images score about 1) of the channel means and
+        stds of its deepest encoder map; above ``config.input_statistics["threshold"]`` warns."""
         if not self.config.input_statistics:
             raise ModelFolderError("this model stores no input statistics (trained before 2026-12-03); "
                                    "model.fit_input_statistics(training images) adds them")
-        return self._scores(self.encode(pixel_values.to(self.device, self.dtype))[-1]).cpu()
+        if not isinstance(images, torch.Tensor):
+            items = list(images) if isinstance(images, (list, tuple)) else [images]
+            images = self._processor()(images=items, return_tensors="pt")["pixel_values"]
+        return self._scores(self.encode(images.to(self.device, self.dtype))[-1]).cpu()
+
+    def is_far(self, images) -> bool:
+        """Whether any of ``images`` (as :meth:`input_scores` takes) would raise the OutOfDistributionWarning;
+        False for a model without input statistics. Thread-safe, unlike catching the warning."""
+        stats = self.config.input_statistics
+        return bool(stats) and float(self.input_scores(images).max()) > stats["threshold"]
 
     @torch.no_grad()
     def fit_input_statistics(self, pixel_values: torch.Tensor, batch_size: int = 64, shrinkage: float = 0.1) -> dict:
-        """Learn what the training images (N, 3, H, W) in [-1, 1], N >= 30, look like to the U-Net (eval
+        """Learn what the training images (N, 3, H, W) in [-1, 1], N >= MIN_STATISTICS_IMAGES, look like to the U-Net (eval
         mode): the mean, std and (shrunk) precision of its deepest map's channel means and stds, from the
         first two thirds; the warning threshold is ``OOD_MARGIN`` times the largest score of the last third,
         images the statistics never saw. Stored as buffers and ``config.input_statistics``; returned."""
-        if len(pixel_values) < 30:
-            raise ArgumentError(f"fit_input_statistics needs at least 30 training images, got {len(pixel_values)}")
+        if len(pixel_values) < MIN_STATISTICS_IMAGES:
+            raise ArgumentError(f"fit_input_statistics needs at least {MIN_STATISTICS_IMAGES} training images, "
+                                f"got {len(pixel_values)}")
         was_training = self.training
         self.eval()
         feats = torch.cat([self._features(self.encode(pixel_values[i: i + batch_size].to(self.device, self.dtype))[-1])
@@ -227,6 +239,13 @@ class AutoShotSegmenter(ResolveBundledMixin, PreTrainedModel):
             out = self._segment(images, batch_size)
         return out.clone() if isinstance(out, torch.Tensor) else [r.clone() for r in out]
 
+    def _processor(self) -> AutoShotImageProcessor:
+        proc = self.__dict__.get("_image_processor")
+        if proc is None:  # built once: segment() is the millisecond path
+            proc = AutoShotImageProcessor(size={"height": self.config.image_size, "width": self.config.image_size})
+            self.__dict__["_image_processor"] = proc
+        return proc
+
     def _segment(self, images, batch_size: int) -> torch.Tensor | list[torch.Tensor]:
         was_training = self.training
         if was_training:  # toggling costs ~0.5 ms per call, a tenth of the whole answer: only when needed
@@ -238,10 +257,7 @@ class AutoShotSegmenter(ResolveBundledMixin, PreTrainedModel):
                 return torch.cat(outs).cpu()
             single = not isinstance(images, (list, tuple))
             items = [images] if single else list(images)
-            proc = self.__dict__.get("_processor")
-            if proc is None:  # built once: segment() is the millisecond path
-                proc = AutoShotImageProcessor(size={"height": self.config.image_size, "width": self.config.image_size})
-                self.__dict__["_processor"] = proc
+            proc = self._processor()
             results = []
             for i in range(0, len(items), batch_size):
                 chunk = items[i: i + batch_size]

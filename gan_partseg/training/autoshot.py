@@ -36,7 +36,7 @@ from gan_partseg.files import atomic_write_text
 from gan_partseg.hub import save_pretrained_atomic
 from gan_partseg.images import uint8_to_tensor
 from gan_partseg.labels import CLASSES_3, CLASSES_10, to_three_class
-from gan_partseg.models.autoshot import AutoShotSegmenter, AutoShotSegmenterConfig
+from gan_partseg.models.autoshot import MIN_STATISTICS_IMAGES, AutoShotSegmenter, AutoShotSegmenterConfig
 from gan_partseg.models.fewshot import FewShotSegmenter
 from gan_partseg.models.processing import AutoShotImageProcessor
 from gan_partseg.runtime import check_replicas_agree, make_accelerator, step_generator
@@ -236,12 +236,12 @@ def train_autoshot(cfg: TrainAutoShotConfig, progress: bool = True) -> Path:
     final = accelerator.unwrap_model(model).eval()
     if accelerator.is_main_process:
         seen = images[:STATISTICS_IMAGES]  # what "like its training images" means, for the OOD warning
-        if len(seen) >= 30:
+        if len(seen) >= MIN_STATISTICS_IMAGES:
             final.fit_input_statistics(seen)
         save_autoshot(final, run / "final")
         if val is None:
             save_autoshot(final, run / "best")
-        elif len(seen) >= 30:
+        elif len(seen) >= MIN_STATISTICS_IMAGES:
             best = AutoShotSegmenter.from_pretrained(run / "best").eval()
             best.fit_input_statistics(seen)
             save_autoshot(best, run / "best")
