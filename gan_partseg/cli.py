@@ -39,8 +39,8 @@ INVERSION = InversionConfig()  # the CLI's inversion defaults
 
 TRUNCATION_HELP = "psi toward the generator's average latent (1 = none)"
 FLAG_HELP = {
-    "loss": "ce | balanced-ce | ce+dice | balanced-ce+dice (ce after a balanced-ce few-shot teacher; "
-            "balanced-ce+dice after a plain-CE teacher or for a short run, where ce drops eyes and ears)",
+    "loss": "ce | balanced-ce | ce+dice | balanced-ce+dice (the balanced losses keep rare parts such as eyes; "
+            "a U-Net on a balanced head's labels does best with ce, except in a short run)",
     "balance": "class weights of the balanced losses: inv-sqrt or median-freq",
     "head": "cnn-s | cnn-m | cnn-l | mlp-0 | mlp-1 | mlp-2 | ensemble-N (mlp-1: the best mean IoU here with balanced-ce)",
     "augment": "none, flip (few-shot) or translate-color (GAN)",
