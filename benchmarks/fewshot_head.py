@@ -10,13 +10,17 @@ Rows, per setting and head (CNN-L, MLP with one hidden layer):
 
   naive                      stack every layer resized to the output, then the head (the research code)
   efficient/project-first    project each layer at its own resolution, resize, sum
-  efficient/auto             + per layer, resize first where that touches fewer elements
+  efficient/auto             + per layer, resize first where that touches fewer elements, one resize per
+                             resolution (the layers there summed first); the CNN body channels-last
+  efficient/auto+bf16-cache  + the cached shot activations in bfloat16 (half the cache; the math stays float32,
+                             so its logits are compared with naive logits of the same bf16-rounded features)
   efficient/auto+ckpt        + activation checkpointing of the CNN body
   efficient/auto-no-inplace  the auto row with in-place activations turned off (what in-place saves)
 
 Each row runs in its own subprocess: peak_bytes is the rise of the process's
 peak RSS over its RSS once the model and the cached shot exist (CPU), or
-torch.cuda.max_memory_allocated over the baseline (CUDA). step_seconds is one
+torch.cuda.max_memory_allocated over the baseline (CUDA); "cache + step" adds the cached
+shot (for naive: the stacked tensor the research code caches) to it. step_seconds is one
 training step (forward, backward, Adam) after a warm-up step. max_rel_diff
 compares the row's logits with the naive logits (same weights, same inputs).
 Where the naive path cannot run here, its row reports the bytes the stacked
@@ -78,12 +82,13 @@ def run_row(setting: str, head: str, variant: str, device: str, steps: int) -> d
     shapes, out = layout(setting)
     torch.manual_seed(0)
     fields = parse_head(head)
-    path, plan, ckpt, inplace = {
-        "naive": ("naive", "auto", False, True),
-        "efficient/project-first": ("efficient", "project-first", False, True),
-        "efficient/auto": ("efficient", "auto", False, True),
-        "efficient/auto+ckpt": ("efficient", "auto", True, True),
-        "efficient/auto-no-inplace": ("efficient", "auto", False, False),
+    path, plan, ckpt, inplace, dtype = {
+        "naive": ("naive", "auto", False, True, torch.float32),
+        "efficient/project-first": ("efficient", "project-first", False, True, torch.float32),
+        "efficient/auto": ("efficient", "auto", False, True, torch.float32),
+        "efficient/auto+bf16-cache": ("efficient", "auto", False, True, torch.bfloat16),
+        "efficient/auto+ckpt": ("efficient", "auto", True, True, torch.float32),
+        "efficient/auto-no-inplace": ("efficient", "auto", False, False, torch.float32),
     }[variant]
     model = SegmentationHead({n: c for n, (c, _) in shapes.items()}, 10, checkpoint_body=ckpt, **fields)
     model.to(device).train()
@@ -91,7 +96,7 @@ def run_row(setting: str, head: str, variant: str, device: str, steps: int) -> d
         for m in model.modules():
             if hasattr(m, "inplace"):
                 m.inplace = False
-    feats = OrderedDict((n, torch.randn(1, c, r, r, device=device)) for n, (c, r) in shapes.items())
+    feats = OrderedDict((n, torch.randn(1, c, r, r, device=device).to(dtype)) for n, (c, r) in shapes.items())
     target = torch.randint(0, 10, (1, out, out), device=device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
 
@@ -150,8 +155,8 @@ def main() -> None:
         return
 
     heads = ["cnn-l", "mlp-1"]
-    variants = ["naive", "efficient/project-first", "efficient/auto", "efficient/auto+ckpt",
-                "efficient/auto-no-inplace"]
+    variants = ["naive", "efficient/project-first", "efficient/auto", "efficient/auto+bf16-cache",
+                "efficient/auto+ckpt", "efficient/auto-no-inplace"]
     plan = [("a", h, v) for h in heads for v in variants]
     if not args.quick:
         plan += [("b", h, v) for h in heads for v in variants if v != "naive" or args.naive_b]
@@ -186,8 +191,8 @@ def main() -> None:
 
 
 def format_table(rows: list[dict]) -> str:
-    lines = ["| setting | head | variant | peak MiB | step s | cached shot MiB | vs naive: memory | vs naive: time "
-             "| max rel diff |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| setting | head | variant | peak MiB | step s | cached shot MiB | cache + step MiB | vs naive: memory "
+             "| vs naive: time | max rel diff |", "|---|---|---|---|---|---|---|---|---|---|"]
     naive = {(r["setting"], r["head"]): r for r in rows if r["path"] == "naive"}
     for r in rows:
         n = naive.get((r["setting"], r["head"]))
@@ -202,8 +207,9 @@ def format_table(rows: list[dict]) -> str:
         peak = "-" if r["peak_bytes"] is None else f"{r['peak_bytes'] / 2**20:.1f}"
         step = "-" if r["step_seconds"] is None else f"{r['step_seconds']:.3f}"
         diff = "-" if r["max_rel_diff"] is None else f"{r['max_rel_diff']:.1e}"
+        total = "-" if r["peak_bytes"] is None else f"{(r['peak_bytes'] + r['cached_shot_bytes']) / 2**20:.1f}"
         lines.append(f"| {r['setting']} | {r['head']} | {r['variant']} | {peak} | {step} | "
-                     f"{r['cached_shot_bytes'] / 2**20:.1f} | {mem} | {time_} | {diff} |")
+                     f"{r['cached_shot_bytes'] / 2**20:.1f} | {total} | {mem} | {time_} | {diff} |")
     return "\n".join(lines)
 
 

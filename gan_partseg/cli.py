@@ -50,6 +50,8 @@ FLAG_HELP = {
     "init_from": "start a new run from this checkpoint folder of another run (same architecture; "
                  "training settings such as --r1 may differ; --resume continues the fork without it)",
     "output_size": "logit resolution (default: the generator's size)",
+    "cache_dtype": "float32 | bfloat16 | float16: the cached shot activations (bfloat16 halves the cache; "
+                   "the head still computes in float32)",
     "mixed_precision": "no | fp16 | bf16 (GPUs; bf16 also on CPUs with AVX-512 BF16, 1.5x faster per step)",
     "max_minutes": "stop (with a checkpoint) after this many minutes; rerun with --resume to continue",
     "channels": "JSON object resolution -> channels",

@@ -7,8 +7,10 @@ Resizing (bilinear / area) is linear and per channel, so
 
 The efficient path (default) projects each layer at its own resolution (or
 resizes first when that touches fewer elements, e.g. 1024 px layers read at
-512 px), resizes, and sums: the stacked (B, sum C_l, R, R) tensor of the
-research code never exists. The naive path (``path="naive"``) builds it and is
+512 px), sums the projections of the layers that share a resolution, resizes
+each sum once, and adds: the stacked (B, sum C_l, R, R) tensor of the research
+code never exists. The CNN body runs channels-last (oneDNN's dilated
+convolutions, no im2col buffer in the backward pass). The naive path (``path="naive"``) builds it and is
 kept for tests and benchmarks; the two agree to float rounding.
 
 Heads (docs/method.md section 3):
@@ -77,6 +79,54 @@ def receptive_field(cnn_size: str, output_size: int | None = None, rule: str = "
     return 1 + 2 * sum(cnn_dilations(cnn_size, output_size, rule)) + 2
 
 
+UPCAST_ELEMENTS = 2**21
+"""Elements (8 MiB in float32) a low-precision feature map is upcast in at a time (a few channels at a time)."""
+
+
+def _channel_chunks(f: torch.Tensor) -> list[slice]:
+    step = max(1, UPCAST_ELEMENTS // max(1, f.shape[0] * f.shape[2] * f.shape[3]))
+    return [slice(c, c + step) for c in range(0, f.shape[1], step)]
+
+
+class _LowPrecisionProjection(torch.autograd.Function):
+    """1x1 conv of cached low-precision features with a float32 weight, the math in float32.
+
+    Plain autograd would keep a float32 copy of ``f`` alive for the weight gradient, undoing what the
+    bf16 / fp16 cache saves; this saves ``f`` itself and upcasts it a few channels at a time, in forward
+    and again in backward, so no full-size float32 copy ever exists.
+    """
+
+    @staticmethod
+    def forward(ctx, f: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(f, w)
+        out = None
+        for c in _channel_chunks(f):
+            y = F.conv2d(f[:, c].to(w.dtype), w[:, c])
+            out = y if out is None else out.add_(y)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        f, w = ctx.saved_tensors
+        grad_f = grad_w = None
+        g = grad.to(w.dtype)
+        if ctx.needs_input_grad[1]:  # (out, C): sum over batch and pixels of grad (out, P) x f (C, P)^T
+            grad_w = torch.zeros_like(w)
+            for c in _channel_chunks(f):
+                for b in range(f.shape[0]):
+                    grad_w[:, c, 0, 0].addmm_(g[b].flatten(1), f[b, c].to(w.dtype).flatten(1).T)
+        if ctx.needs_input_grad[0]:
+            grad_f = F.conv_transpose2d(g, w).to(f.dtype)
+        return grad_f, grad_w
+
+
+def project_layer(f: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """(B, C, r, r) features (any float dtype) x (out, C, 1, 1) weight -> (B, out, r, r) in the weight's dtype."""
+    if f.dtype == w.dtype or not torch.is_grad_enabled():
+        return F.conv2d(f.to(w.dtype), w)
+    return _LowPrecisionProjection.apply(f, w)
+
+
 class PointwiseProjection(nn.Module):
     """The head's first layer: a 1x1 conv over all layers' channels, applied layer by layer.
 
@@ -111,22 +161,36 @@ class PointwiseProjection(nn.Module):
 
     def forward(self, features: Mapping[str, torch.Tensor], size: int, up_mode: str = "bilinear",
                 down_mode: str = "area", path: str = "efficient", plan: str = "auto") -> torch.Tensor:
-        """features: layer -> (B, C_l, r_l, r_l) -> (B, out, size, size)."""
+        """features: layer -> (B, C_l, r_l, r_l) -> (B, out, size, size) in the weight's dtype.
+
+        Features may be cached in bfloat16 / float16 (``TrainFewShotConfig.cache_dtype``): each layer is
+        upcast where it is used, so the math is float32 and only the cache is smaller.
+        """
         self._check(features)
         if path == "naive":
-            x = stack_features(features, size, up_mode, down_mode)
+            x = stack_features({n: f.to(self.weight.dtype) for n, f in features.items()}, size, up_mode, down_mode)
             return F.conv2d(x, self.weight[:, :, None, None], self.bias)
         if path != "efficient":
             raise ArgumentError(f"path must be 'efficient' or 'naive', got {path!r}")
         out = None
+        low_res: dict[int, torch.Tensor] = {}  # resolution -> sum of the projections read there (not yet resized)
         for f, w in zip(features.values(), self.weight.split(self.splits, dim=1)):
             w = w[:, :, None, None]
             first = {"auto": self.resize_first(f.shape[1], w.shape[0], f.shape[-1], size),
                      "project-first": False, "resize-first": True}[plan]
             if first:
-                y = F.conv2d(resize(f, size, up_mode, down_mode), w)
+                y = F.conv2d(resize(f.to(w.dtype), size, up_mode, down_mode), w)
+            elif plan == "auto" and f.shape[-1] != size:
+                # resize is linear, so the layers of one resolution share one resize of their summed projections
+                r = f.shape[-1]
+                y = project_layer(f, w)
+                low_res[r] = y if r not in low_res else low_res[r].add_(y)
+                continue
             else:
-                y = resize(F.conv2d(f, w), size, up_mode, down_mode)
+                y = resize(project_layer(f, w), size, up_mode, down_mode)
+            out = y if out is None else out.add_(y)
+        for y in low_res.values():
+            y = resize(y, size, up_mode, down_mode)
             out = y if out is None else out.add_(y)
         return out + self.bias[None, :, None, None]
 
@@ -182,12 +246,16 @@ class SegmentationHead(nn.Module):
     def forward(self, features: Mapping[str, torch.Tensor], size: int, up_mode: str = "bilinear",
                 down_mode: str = "area", path: str = "efficient", plan: str = "auto") -> HeadOutput:
         x = self.act(self.project(features, size, up_mode, down_mode, path, plan))
+        if self.kind == "cnn":
+            # channels-last sends the dilated 3x3 convs to oneDNN: on the CPU their backward then needs no im2col
+            # buffer (measured at 256 px: peak 304 -> 64 MiB, step 0.59 -> 0.39 s; benchmarks/fewshot_head.py)
+            x = x.contiguous(memory_format=torch.channels_last)
         if self.checkpoint_body and self.training and x.requires_grad and len(self.body):
             x = checkpoint(self.body, x, use_reentrant=False)
         else:
             x = self.body(x)
         if self.kind != "ensemble":
-            return HeadOutput(logits=x)
+            return HeadOutput(logits=x.contiguous())
         b, _, h, w = x.shape
         members = x.view(b, self.ensemble_size, self.n_classes, h, w)
         mean_log_prob = torch.logsumexp(F.log_softmax(members, 2), 1) - math.log(self.ensemble_size)
@@ -202,6 +270,6 @@ def disagreement(member_logits: torch.Tensor) -> torch.Tensor:
     return ent(mean) - ent(p).mean(1)
 
 
-__all__ = ["CNN_DILATIONS", "DILATION_RULES", "cnn_dilations",
+__all__ = ["CNN_DILATIONS", "DILATION_RULES", "cnn_dilations", "project_layer",
            "HeadOutput", "PointwiseProjection", "SegmentationHead", "check_modes",
            "disagreement", "parse_head", "receptive_field"]

@@ -49,6 +49,9 @@ class TrainFewShotConfig:
     seed: int = 0
     output_size: int | None = None
     checkpoint_body: bool = False
+    #: dtype of the cached shot activations: bfloat16 / float16 halve the cache (at the paper's setting 501 MiB
+    #: per shot), the head still computes in float32 (benchmarks/fewshot_head.py)
+    cache_dtype: str = "float32"
     mixed_precision: str = "no"
     layers: list[str] | None = None  # generator layers the head reads (None: every synthesis layer)
     #: one of training.losses.LOSSES; "balanced-*" weighs classes by 1/sqrt of their pixel share in the shots
@@ -62,10 +65,13 @@ class TrainFewShotConfig:
     overwrite: bool = False  # replace an earlier model folder at ``out`` (never a folder of anything else)
 
 
+CACHE_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
 @torch.no_grad()
-def shot_features(generator: StyleGAN2Generator, shots: list[Shot], layers: list[str]
+def shot_features(generator: StyleGAN2Generator, shots: list[Shot], layers: list[str], dtype: torch.dtype = torch.float32
                   ) -> "OrderedDict[str, torch.Tensor]":
-    """Cache: layer -> (k, C_l, r_l, r_l) activations at every shot's latent and noise."""
+    """Cache: layer -> (k, C_l, r_l, r_l) activations at every shot's latent and noise, stored as ``dtype``."""
     device = generator.input.input.device
     per_layer: dict[str, list[torch.Tensor]] = {n: [] for n in layers}
     for s in shots:
@@ -73,7 +79,7 @@ def shot_features(generator: StyleGAN2Generator, shots: list[Shot], layers: list
         out = generator([s.latent.to(device)], input_is_latent=True, noise=noise, randomize_noise=False,
                         return_features=True)
         for n in layers:
-            per_layer[n].append(out.features[n])
+            per_layer[n].append(out.features[n].to(dtype))
     return OrderedDict((n, torch.cat(v)) for n, v in per_layer.items())
 
 
@@ -88,6 +94,8 @@ def train_fewshot(cfg: TrainFewShotConfig, generator: StyleGAN2Generator | None 
     if cfg.augment not in ("none", "flip"):
         raise ArgumentError(f"augment must be 'none' or 'flip', got {cfg.augment!r}")
     check_loss(cfg.loss)
+    if cfg.cache_dtype not in CACHE_DTYPES:
+        raise ArgumentError(f"cache_dtype must be one of {sorted(CACHE_DTYPES)}, got {cfg.cache_dtype!r}")
     if cfg.balance not in ("inv-sqrt", "median-freq"):
         raise ArgumentError(f"balance must be 'inv-sqrt' or 'median-freq', got {cfg.balance!r}")
     check_count("steps", cfg.steps), check_count("batch", cfg.batch), check_seed("seed", cfg.seed)
@@ -120,7 +128,7 @@ def train_fewshot(cfg: TrainFewShotConfig, generator: StyleGAN2Generator | None 
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     model, optimizer = accelerator.prepare(model, optimizer)
     generator.to(accelerator.device)
-    cache = shot_features(generator, shot_list, config.feature_layers)
+    cache = shot_features(generator, shot_list, config.feature_layers, CACHE_DTYPES[cfg.cache_dtype])
     weight = class_weights(labels, len(id2label), cfg.balance) if cfg.loss.startswith("balanced") else None
     labels = boundary_band(labels, cfg.ignore_band).to(accelerator.device)
     k = labels.shape[0]
