@@ -14,11 +14,12 @@ Rows, per setting and head (CNN-L, MLP with one hidden layer):
                              resolution (the layers there summed first); the CNN body channels-last
   efficient/auto+bf16-cache  + the cached shot activations in bfloat16 (half the cache; the math stays float32,
                              so its logits are compared with naive logits of the same bf16-rounded features)
-  efficient/auto+ckpt        + activation checkpointing of the CNN body
+  efficient/auto+ckpt        + activation checkpointing of the CNN body in ceil(sqrt(blocks)) pieces
   efficient/auto-no-inplace  the auto row with in-place activations turned off (what in-place saves)
 
 Each row runs in its own subprocess: peak_bytes is the rise of the process's
-peak RSS over its RSS once the model and the cached shot exist (CPU), or
+peak RSS over its RSS once the model and the cached shot exist (CPU; glibc told to return
+freed blocks at once, QUIET_MALLOC, so RSS follows live tensors), or
 torch.cuda.max_memory_allocated over the baseline (CUDA); "cache + step" adds the cached
 shot (for naive: the stacked tensor the research code caches) to it. step_seconds is one
 training step (forward, backward, Adam) after a warm-up step. max_rel_diff
@@ -36,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -45,6 +47,9 @@ from pathlib import Path
 from common import write_results
 
 RESULTS = Path(__file__).resolve().parent / "results"
+#: glibc hands every block over 128 KiB straight back to the system when freed, so a row's RSS follows its live
+#: tensors (otherwise freed blocks stay in the heap for a while and the same row varies by +-30 MiB run to run)
+QUIET_MALLOC = {"MALLOC_MMAP_THRESHOLD_": "131072", "MALLOC_TRIM_THRESHOLD_": "131072"}
 
 
 def layout(setting: str) -> tuple[dict[str, tuple[int, int]], int]:
@@ -166,7 +171,7 @@ def main() -> None:
             continue  # the MLP body is two 1x1 convs; nothing worth checkpointing
         cmd = [sys.executable, __file__, "--row", f"{setting}|{head}|{variant}", "--device", args.device,
                "--steps", str(steps)]
-        res = subprocess.run(cmd, capture_output=True, text=True)
+        res = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **QUIET_MALLOC})
         if res.returncode != 0:
             print(f"({setting}) {head} {variant}: failed: {res.stderr.strip().splitlines()[-1:]}", flush=True)
             continue

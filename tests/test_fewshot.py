@@ -62,16 +62,32 @@ def test_cnn_sizes_and_receptive_fields(tiny_generator):
         parse_head("cnn-xl")
 
 
-def test_checkpointed_body_gives_same_gradients(tiny_generator):
+@pytest.mark.parametrize("size", ["S", "M", "L"])
+def test_checkpointed_body_gives_same_gradients(tiny_generator, size):
     feats = _features(tiny_generator)
     ch = {k: v.shape[1] for k, v in feats.items()}
     grads = []
     for ckpt in (False, True):
         torch.manual_seed(0)
-        head = SegmentationHead(ch, 3, head="cnn", cnn_size="L", checkpoint_body=ckpt).train()
+        head = SegmentationHead(ch, 3, head="cnn", cnn_size=size, checkpoint_body=ckpt).train()
         head(feats, 32).logits.square().mean().backward()
-        grads.append(head.body[0].weight.grad)
-    torch.testing.assert_close(grads[0], grads[1])
+        grads.append([p.grad for p in head.parameters()])
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b)
+
+
+def test_checkpoint_segments_cut_only_after_activations():
+    from torch import nn
+
+    from gan_partseg.models.heads import checkpoint_segments
+
+    body = nn.Sequential(*[m for _ in range(7) for m in (nn.Conv2d(4, 4, 3, padding=1), nn.LeakyReLU(0.2, True))],
+                         nn.Conv2d(4, 2, 1))
+    x = torch.randn(1, 4, 8, 8, requires_grad=True)
+    ref = torch.autograd.grad(body(x).square().sum(), x)[0]
+    for segments in (None, 1, 2, 3, 4, 7, 20):  # checkpoint_sequential would cut 3 or 4 pieces between a conv and its activation
+        out = checkpoint_segments(body, x, segments)
+        torch.testing.assert_close(torch.autograd.grad(out.square().sum(), x)[0], ref)
 
 
 def _make_shots(g, folder, n=1, seed=0, generator_name="tiny"):

@@ -99,10 +99,12 @@ class _LowPrecisionProjection(torch.autograd.Function):
     @staticmethod
     def forward(ctx, f: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         ctx.save_for_backward(f, w)
-        out = None
+        b, _, h, wd = f.shape
+        # accumulate straight into the output: a conv per chunk would allocate an output-sized temporary each time
+        out = torch.zeros(b, w.shape[0], h, wd, dtype=w.dtype, device=f.device)
         for c in _channel_chunks(f):
-            y = F.conv2d(f[:, c].to(w.dtype), w[:, c])
-            out = y if out is None else out.add_(y)
+            for i in range(b):
+                out[i].view(w.shape[0], h * wd).addmm_(w[:, c, 0, 0], f[i, c].to(w.dtype).flatten(1))
         return out
 
     @staticmethod
@@ -110,14 +112,25 @@ class _LowPrecisionProjection(torch.autograd.Function):
         f, w = ctx.saved_tensors
         grad_f = grad_w = None
         g = grad.to(w.dtype)
-        if ctx.needs_input_grad[1]:  # (out, C): sum over batch and pixels of grad (out, P) x f (C, P)^T
-            grad_w = torch.zeros_like(w)
+        if ctx.needs_input_grad[1]:
+            # the weight gradient chunk by chunk, by the convolution's own backward: it takes the incoming gradient
+            # in whatever memory format it arrives (a reshape of a channels-last gradient would copy it whole)
+            grad_w = torch.empty_like(w)
             for c in _channel_chunks(f):
-                for b in range(f.shape[0]):
-                    grad_w[:, c, 0, 0].addmm_(g[b].flatten(1), f[b, c].to(w.dtype).flatten(1).T)
+                fc = f[:, c].to(w.dtype)
+                grad_w[:, c] = torch.ops.aten.convolution_backward(
+                    g, fc, w[:, c], None, [1, 1], [0, 0], [1, 1], False, [0, 0], 1, [False, True, False])[1]
         if ctx.needs_input_grad[0]:
             grad_f = F.conv_transpose2d(g, w).to(f.dtype)
         return grad_f, grad_w
+
+
+def upcast_resize(f: torch.Tensor, size: int, up_mode: str, down_mode: str, dtype: torch.dtype) -> torch.Tensor:
+    """resize(f.to(dtype)) a few channels at a time (resizing is per channel), so a low-precision 1024 px layer
+    never exists whole in float32."""
+    if f.dtype == dtype:
+        return resize(f, size, up_mode, down_mode)
+    return torch.cat([resize(f[:, c].to(dtype), size, up_mode, down_mode) for c in _channel_chunks(f)], 1)
 
 
 def project_layer(f: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
@@ -178,9 +191,11 @@ class PointwiseProjection(nn.Module):
             w = w[:, :, None, None]
             first = {"auto": self.resize_first(f.shape[1], w.shape[0], f.shape[-1], size),
                      "project-first": False, "resize-first": True}[plan]
-            if first:
-                y = F.conv2d(resize(f.to(w.dtype), size, up_mode, down_mode), w)
-            elif plan == "auto" and f.shape[-1] != size:
+            if f.shape[-1] == size:  # nothing to resize (and no float32 copy of a low-precision layer)
+                y = project_layer(f, w)
+            elif first:
+                y = F.conv2d(upcast_resize(f, size, up_mode, down_mode, w.dtype), w)
+            elif plan == "auto":
                 # resize is linear, so the layers of one resolution share one resize of their summed projections
                 r = f.shape[-1]
                 y = project_layer(f, w)
@@ -201,6 +216,25 @@ class HeadOutput:
 
     logits: torch.Tensor
     member_logits: torch.Tensor | None = None
+
+
+def checkpoint_segments(body: nn.Sequential, x: torch.Tensor, segments: int | None = None) -> torch.Tensor:
+    """Run ``body`` as ``segments`` activation-checkpointed pieces (default ceil(sqrt(blocks)), the classic
+    memory-optimal split), cut only after an activation: a cut between a conv and its in-place activation would
+    let the activation overwrite the segment output.
+
+    One checkpoint around the whole body lowers nothing, since its backward recomputes every activation at once;
+    pieces keep only their boundaries plus one piece's insides (CNN-L at 256 px: 159 -> 139 MiB).
+    """
+    cuts = [i + 1 for i, m in enumerate(body) if isinstance(m, (nn.LeakyReLU, nn.ReLU))]
+    segments = segments or max(1, math.ceil(math.sqrt(len(cuts))))
+    per = max(1, math.ceil(len(cuts) / segments))
+    ends = sorted(set(cuts[per - 1::per][: segments - 1]) | {len(body)})
+    start = 0
+    for end in ends:
+        x = checkpoint(body[start:end], x, use_reentrant=False)
+        start = end
+    return x
 
 
 class SegmentationHead(nn.Module):
@@ -245,13 +279,15 @@ class SegmentationHead(nn.Module):
 
     def forward(self, features: Mapping[str, torch.Tensor], size: int, up_mode: str = "bilinear",
                 down_mode: str = "area", path: str = "efficient", plan: str = "auto") -> HeadOutput:
-        x = self.act(self.project(features, size, up_mode, down_mode, path, plan))
+        x = self.project(features, size, up_mode, down_mode, path, plan)
         if self.kind == "cnn":
             # channels-last sends the dilated 3x3 convs to oneDNN: on the CPU their backward then needs no im2col
-            # buffer (measured at 256 px: peak 304 -> 64 MiB, step 0.59 -> 0.39 s; benchmarks/fewshot_head.py)
+            # buffer (measured at 256 px: peak 304 -> 64 MiB, step 0.59 -> 0.39 s; benchmarks/fewshot_head.py).
+            # Converted before the in-place activation, so one copy of the first activation is saved, not two.
             x = x.contiguous(memory_format=torch.channels_last)
+        x = self.act(x)
         if self.checkpoint_body and self.training and x.requires_grad and len(self.body):
-            x = checkpoint(self.body, x, use_reentrant=False)
+            x = checkpoint_segments(self.body, x)
         else:
             x = self.body(x)
         if self.kind != "ensemble":
