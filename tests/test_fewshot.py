@@ -284,3 +284,17 @@ def test_cache_dtype_is_checked_and_a_bfloat16_cache_trains(tiny_generator, tmp_
     model = train_fewshot(TrainFewShotConfig(**cfg, cache_dtype="bfloat16"), generator=tiny_generator, progress=False)
     s = model.training_summary
     assert s["final_loss"] < 0.7 * s["first_loss"]
+
+
+@pytest.mark.parametrize("up", ["bilinear", "nearest", "bicubic"])
+def test_channels_last_resize_gives_the_default_layouts_values(monkeypatch, up):
+    import gan_partseg.models.features as features
+
+    x = torch.randn(2, 5, 8, 8, requires_grad=True)
+    results = []
+    for flag in (False, True):
+        monkeypatch.setattr(features, "RESIZE_CHANNELS_LAST", flag)
+        y = features.resize(x, 32, up, "area")
+        results.append((y.detach(), torch.autograd.grad(y.square().sum(), x)[0]))
+    torch.testing.assert_close(results[0][0], results[1][0])
+    torch.testing.assert_close(results[0][1], results[1][1])

@@ -22,12 +22,20 @@ UP_MODES = ("bilinear", "bicubic", "nearest")
 DOWN_MODES = ("area", "bilinear", "nearest")
 
 
+RESIZE_CHANNELS_LAST = True
+"""Bilinear / nearest resizes run channels-last (False: PyTorch's default layout; benchmarks/make_dataset.py)."""
+
+
 def resize(x: torch.Tensor, size: int, up_mode: str = "bilinear", down_mode: str = "area") -> torch.Tensor:
     """(B, C, r, r) -> (B, C, size, size); identity when r == size."""
     r = x.shape[-1]
     if r == size:
         return x
     mode = up_mode if r < size else down_mode
+    if mode in ("bilinear", "nearest") and RESIZE_CHANNELS_LAST:
+        # PyTorch's CPU kernels for these are several times faster on channels-last input (16 -> 64 px bilinear at
+        # batch 16 x 128 channels: 97 -> 8 ms), same values; the result stays channels-last
+        x = x.contiguous(memory_format=torch.channels_last)
     if mode in ("bilinear", "bicubic"):
         return F.interpolate(x, size=(size, size), mode=mode, align_corners=True)
     return F.interpolate(x, size=(size, size), mode=mode)

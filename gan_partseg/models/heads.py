@@ -140,6 +140,17 @@ def project_layer(f: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     return _LowPrecisionProjection.apply(f, w)
 
 
+def _accumulate(out: torch.Tensor | None, y: torch.Tensor) -> torch.Tensor:
+    """out + y in place; ``out`` turns channels-last once when ``y`` is (resize returns channels-last): adding
+    across memory formats runs PyTorch's slow strided path every time."""
+    if out is None:
+        return y
+    cl = torch.channels_last
+    if y.is_contiguous(memory_format=cl) and not y.is_contiguous() and not out.is_contiguous(memory_format=cl):
+        out = out.contiguous(memory_format=cl)
+    return out.add_(y)
+
+
 class PointwiseProjection(nn.Module):
     """The head's first layer: a 1x1 conv over all layers' channels, applied layer by layer.
 
@@ -203,10 +214,9 @@ class PointwiseProjection(nn.Module):
                 continue
             else:
                 y = resize(project_layer(f, w), size, up_mode, down_mode)
-            out = y if out is None else out.add_(y)
+            out = _accumulate(out, y)
         for y in low_res.values():
-            y = resize(y, size, up_mode, down_mode)
-            out = y if out is None else out.add_(y)
+            out = _accumulate(out, resize(y, size, up_mode, down_mode))
         return out + self.bias[None, :, None, None]
 
 
