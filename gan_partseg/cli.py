@@ -29,7 +29,7 @@ from gan_partseg.jobs.pipelines import invert_folder, make_shots
 from gan_partseg.labels import CLASSES_3, CLASSES_10, MISS_BELOW, counted, id2label, misses_text
 from gan_partseg.models.fewshot import FewShotSegmenter
 from gan_partseg.models.stylegan2 import TRUNCATION, StyleGAN2Discriminator, StyleGAN2Generator
-from gan_partseg.runtime import is_launch_main
+from gan_partseg.runtime import is_launch_main, keep_freed_memory
 from gan_partseg.training.autoshot import TrainAutoShotConfig, train_autoshot
 from gan_partseg.training.fewshot import TrainFewShotConfig, train_fewshot
 from gan_partseg.training.gan import TrainGANConfig, train_gan
@@ -619,6 +619,7 @@ def main(argv: list[str] | None = None) -> int:
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # our own bars say what is going on; transformers' per-file ones add noise
+    keep_freed_memory()  # large activations reuse freed heap instead of fresh page-faulted mmaps
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)

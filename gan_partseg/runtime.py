@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import hashlib
 import os
+import sys
 
 import torch
+
+KEEP_MEMORY_ENV = "GAN_PARTSEG_KEEP_MEMORY"  # "0" turns keep_freed_memory() off
 
 
 def step_seed(*parts: int) -> int:
@@ -18,6 +23,29 @@ def step_generator(*parts: int, device: torch.device | str = "cpu") -> torch.Gen
     g = torch.Generator(device=device)
     g.manual_seed(step_seed(*parts))
     return g
+
+
+def keep_freed_memory() -> bool:
+    """Let glibc keep freed memory for reuse instead of handing it back to the system; True when applied.
+
+    Why: PyTorch on the CPU allocates every activation afresh. glibc serves blocks above its mmap
+    threshold (at most 32 MiB) with a fresh ``mmap`` and unmaps them on free, so each large tensor pays a
+    page fault per 4 KiB page, zero-filled by the kernel, on every forward. At 256 px config-f this made
+    a batch of 4 slower per image than a batch of 1 (``benchmarks/generator.py``). Serving every block
+    from the heap and never trimming it is what PyTorch's CUDA caching allocator does on the GPU: the
+    process keeps its peak (the same peak it reaches anyway) and later forwards reuse it. Applies only on
+    Linux with glibc; set ``GAN_PARTSEG_KEEP_MEMORY=0`` to leave malloc alone. Call it once, early: the CLI
+    does; scripts that import the package may.
+    """
+    if os.environ.get(KEEP_MEMORY_ENV, "1") == "0" or not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # musl and other libcs have no mallopt
+        return False
+    m_trim_threshold, m_mmap_max = -1, -4  # <malloc.h>
+    return bool(mallopt(m_mmap_max, 0)) and bool(mallopt(m_trim_threshold, 2**31 - 1))
 
 
 def world_size() -> int:

@@ -1,4 +1,6 @@
 import math
+import os
+import sys
 
 import pytest
 import torch
@@ -205,3 +207,39 @@ def test_gradients_flow_to_latents_and_noise(tiny_generator):
     img.square().mean().backward()
     assert w.grad is not None and w.grad.abs().sum() > 0
     assert noise[0].grad is not None
+
+
+_FAULTS_SCRIPT = """
+import resource, sys, torch
+from gan_partseg.runtime import keep_freed_memory
+applied = keep_freed_memory() if sys.argv[1] == "1" else False
+def faults():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+x = torch.ones(16, 2**20)  # 64 MiB: above glibc's largest mmap threshold
+del x
+before = faults()
+for _ in range(8):
+    x = torch.ones(16, 2**20)
+    del x
+print(applied, faults() - before)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc tuning is Linux-only")
+def test_keep_freed_memory_reuses_large_blocks_instead_of_page_faulting_them_again():
+    """Why the CLI calls it: with glibc's default, each 64 MiB tensor is a fresh mmap and 16k page faults;
+    kept, the freed block is reused (benchmarks/generator.py measures what that does to throughput)."""
+    import subprocess
+
+    def run(keep: str, env_value: str = "1") -> tuple[str, int]:
+        env = {**os.environ, "GAN_PARTSEG_KEEP_MEMORY": env_value}
+        out = subprocess.run([sys.executable, "-c", _FAULTS_SCRIPT, keep], capture_output=True, text=True,
+                             check=True, env=env).stdout.split()
+        return out[0], int(out[1])
+
+    applied, kept = run("1")
+    _, default = run("0")
+    assert applied == "True"
+    assert default > 8 * 16_000 * 0.9  # 8 x 64 MiB / 4 KiB pages, faulted afresh each time
+    assert kept < default / 4  # at most the first reuse or two fault (the heap settling), then none
+    assert run("1", env_value="0")[0] == "False"  # the opt-out is honoured
