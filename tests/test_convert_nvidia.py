@@ -12,12 +12,14 @@ import numpy as np
 import pytest
 import torch
 
-from gan_partseg import StyleGAN2Discriminator, StyleGAN2DiscriminatorConfig, StyleGAN2Generator
+from gan_partseg import StyleGAN2Config, StyleGAN2Discriminator, StyleGAN2DiscriminatorConfig, StyleGAN2Generator
 from gan_partseg.cli import main as cli_main
 from gan_partseg.convert.nvidia import (
     PersistedModule,
     convert_nvidia,
+    discriminator_clamp_layers,
     discriminator_key_map,
+    generator_clamp_layers,
     generator_key_map,
     load_nvidia_pickle,
     rosinality_to_nvidia,
@@ -137,7 +139,37 @@ def _discriminator_tree(Persistent, d: StyleGAN2Discriminator, mbstd):
     return tree
 
 
-def _write_nvidia_pickle(path, Persistent, g: StyleGAN2Generator, d: StyleGAN2Discriminator, mbstd=(4, 1)):
+_NO_RECORD = object()
+
+
+def _record_conv_clamp(g_tree, d_tree, size: int, value, on_layers: bool = True):
+    """Record ``conv_clamp`` as stylegan2-ada-pytorch's pickles hold it: the G's ``_init_kwargs.synthesis_kwargs`` and
+    its synthesis network's ``_init_kwargs``, D's ``_init_kwargs``, and (``on_layers``) the ``conv_clamp`` attribute of
+    every SynthesisLayer / ToRGBLayer / Conv2dLayer; D's skip convs are built without it (None)."""
+    g_tree.state["_init_kwargs"] = _EasyDict(z_dim=32, c_dim=0, w_dim=32, img_resolution=size, img_channels=3,
+                                             mapping_kwargs=_EasyDict(num_layers=2), synthesis_kwargs=_EasyDict(
+                                                 channel_base=16384, channel_max=512, num_fp16_res=4, conv_clamp=value))
+    synthesis = g_tree.state["_modules"]["synthesis"]
+    synthesis.state["_init_kwargs"] = dict(w_dim=32, img_resolution=size, img_channels=3, channel_base=16384,
+                                           channel_max=512, num_fp16_res=4, conv_clamp=value)
+    kwargs = d_tree.state.setdefault("_init_kwargs", _EasyDict(c_dim=0, img_resolution=size, img_channels=3))
+    kwargs["conv_clamp"] = value
+    if not on_layers:
+        return
+    layers = [(g_tree, n, value) for n in generator_clamp_layers(size)]
+    layers += [(d_tree, n, value) for n in discriminator_clamp_layers(size)]
+    layers += [(d_tree, f"b{r}.skip", None) for r in [2 ** i for i in range(size.bit_length() - 1, 2, -1)]]
+    for root, name, v in layers:
+        node = root
+        for part in name.split("."):
+            node = node.state["_modules"][part]
+        node.state["conv_clamp"] = v
+
+
+def _write_nvidia_pickle(path, Persistent, g: StyleGAN2Generator, d: StyleGAN2Discriminator, mbstd=(4, 1),
+                         conv_clamp=_NO_RECORD, clamp_on_layers=True, extra=None, dumps=None):
+    """An NVIDIA snapshot of ``g`` and ``d``; ``conv_clamp`` recorded as NVIDIA does unless _NO_RECORD, ``extra``
+    entries added to the snapshot dict, ``dumps(data) -> bytes`` the pickler (protocol 4 by default)."""
     gsd = dict(g.state_dict())
     gsd["latent_avg"] = torch.randn(g.config.style_dim)
     g_nv = rosinality_to_nvidia(gsd, generator_key_map(g.config.size, g.config.n_mlp))
@@ -146,7 +178,11 @@ def _write_nvidia_pickle(path, Persistent, g: StyleGAN2Generator, d: StyleGAN2Di
     data = {"G": _tree(Persistent, g_nv, "Generator"), "D": _discriminator_tree(Persistent, d, mbstd),
             "G_ema": _tree(Persistent, g_nv, "Generator"), "augment_pipe": None,
             "training_set_kwargs": {"class_name": "training.dataset.ImageFolderDataset", "resolution": g.config.size}}
-    path.write_bytes(pickle.dumps(data, protocol=4))
+    if conv_clamp is not _NO_RECORD:
+        for name in ("G", "G_ema"):
+            _record_conv_clamp(data[name], data["D"], g.config.size, conv_clamp, clamp_on_layers)
+    data.update(extra or {})
+    path.write_bytes(dumps(data) if dumps is not None else pickle.dumps(data, protocol=4))
     return gsd["latent_avg"]
 
 
@@ -449,3 +485,192 @@ def test_restricted_reader_refuses_what_it_does_not_allow():
         restricted_load(io.BytesIO(pickle.dumps([1], protocol=0)), lambda m, n: None)
     with pytest.raises(UnpicklingRefused, match="truncated"):
         restricted_load(io.BytesIO(pickle.dumps(b"y" * 100, protocol=4)[:-20]), lambda m, n: None)
+
+
+# --- conv_clamp (issue 23 item 3) ---
+
+
+def _nvidia_clamped_images(g: StyleGAN2Generator, z, clamp: float):
+    """What NVIDIA's layers give: every SynthesisLayer output (after bias, lrelu, gain) and every ToRGBLayer output
+    (after its bias, before the skip image is added) clamped to +-clamp. Run on the *unclamped* ``g`` with hooks, so
+    the placement is checked independently of the config field."""
+    handles = [m.register_forward_hook(lambda _m, _i, out: out.clamp(-clamp, clamp))
+               for m in [g.conv1, *g.convs]]
+    for rgb in [g.to_rgb1, *g.to_rgbs]:  # ToRGB = conv + bias: clamp(conv + bias) - bias, then ToRGB adds the bias
+        handles.append(rgb.conv.register_forward_hook(
+            lambda _m, _i, out, b=rgb.bias: (out + b).clamp(-clamp, clamp) - b))
+    try:
+        with torch.no_grad():
+            return g([z], randomize_noise=False).images
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def test_conv_clamp_clamps_where_nvidia_does_and_none_changes_nothing(tiny_generator, tiny_discriminator, tmp_path):
+    z = torch.randn(2, tiny_generator.config.style_dim, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        free = tiny_generator([z], randomize_noise=False, return_features=True)
+    clamp = 0.5 * min(float(f.abs().max()) for f in free.features.values())  # bites in every layer
+    clamped = StyleGAN2Generator(StyleGAN2Config(**{**tiny_generator.config.to_diff_dict(), "conv_clamp": clamp}))
+    clamped.load_state_dict(tiny_generator.state_dict())
+    clamped.eval()
+    with torch.no_grad():
+        out = clamped([z], randomize_noise=False, return_features=True)
+    assert all(float(f.abs().max()) <= clamp * (1 + 1e-6) for f in out.features.values())
+    ref = _nvidia_clamped_images(tiny_generator, z, clamp)
+    assert torch.allclose(out.images, ref, atol=1e-6) and not torch.allclose(out.images, free.images, atol=1e-3)
+    loose = StyleGAN2Generator(StyleGAN2Config(**{**tiny_generator.config.to_diff_dict(), "conv_clamp": 1e6}))
+    loose.load_state_dict(tiny_generator.state_dict())
+    with torch.no_grad():
+        assert torch.equal(loose.eval()([z], randomize_noise=False).images, free.images)  # a clamp that never bites
+    clamped.save_pretrained(tmp_path / "g")
+    assert StyleGAN2Generator.from_pretrained(tmp_path / "g").config.conv_clamp == clamp
+    # D: fromrgb, both convs of each block, the epilogue conv
+    d = StyleGAN2Discriminator(StyleGAN2DiscriminatorConfig(size=32, channels=TINY_CHANNELS, conv_clamp=0.25))
+    d.load_state_dict(tiny_discriminator.state_dict())
+    images = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        assert not torch.allclose(d.eval()(images).logits, tiny_discriminator(images).logits, atol=1e-4)
+        assert float(d.convs[0](images).abs().max()) <= 0.25
+    for bad in (-1, float("inf"), "256", True):
+        with pytest.raises(ValueError, match="conv_clamp must be None"):
+            StyleGAN2Config(size=32, conv_clamp=bad)
+
+
+@pytest.mark.parametrize("value,on_layers", [(256, True), (0.5, True), (0.5, False), (None, True)],
+                         ids=["256-on-layers", "bites-on-layers", "init-kwargs-only", "fp32-None"])
+def test_nvidia_conv_clamp_is_read_and_honoured(fake_persistence, tiny_generator, tiny_discriminator, tmp_path,
+                                                value, on_layers):
+    Persistent, _ = fake_persistence
+    _write_nvidia_pickle(tmp_path / "n.pkl", Persistent, tiny_generator, tiny_discriminator, conv_clamp=value,
+                         clamp_on_layers=on_layers)
+    out = convert_nvidia(tmp_path / "n.pkl", tmp_path / "out", discriminator=True)
+    g = StyleGAN2Generator.from_pretrained(out).eval()
+    d = StyleGAN2Discriminator.from_pretrained(out, subfolder="discriminator").eval()
+    want = None if value is None else float(value)
+    assert g.config.conv_clamp == want and d.config.conv_clamp == want
+    z = torch.randn(2, g.config.style_dim, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        images = g([z], randomize_noise=False).images
+    ref = _nvidia_clamped_images(tiny_generator, z, value) if value is not None else None
+    if ref is None:
+        with torch.no_grad():
+            ref = tiny_generator([z], randomize_noise=False).images
+    assert torch.allclose(images, ref, atol=1e-6)
+    if value == 0.5:  # it bites: the unclamped network would draw something else
+        with torch.no_grad():
+            assert not torch.allclose(images, tiny_generator([z], randomize_noise=False).images, atol=1e-3)
+
+
+def test_nvidia_conv_clamp_bare_tensors_and_disagreeing_layers(fake_persistence, tiny_generator, tiny_discriminator,
+                                                               tmp_path):
+    Persistent, _ = fake_persistence
+    _write_nvidia_pickle(tmp_path / "bare.pkl", Persistent, tiny_generator, tiny_discriminator)  # nothing recorded
+    out = convert_nvidia(tmp_path / "bare.pkl", tmp_path / "bare", discriminator=True)
+    assert StyleGAN2Generator.from_pretrained(out).config.conv_clamp is None
+
+    def one_layer_differs(data):
+        layer = data["G_ema"]
+        for part in generator_clamp_layers(32)[3].split("."):
+            layer = layer.state["_modules"][part]
+        layer.state["conv_clamp"] = 128
+        return pickle.dumps(data, protocol=4)
+
+    _write_nvidia_pickle(tmp_path / "mixed.pkl", Persistent, tiny_generator, tiny_discriminator, conv_clamp=256,
+                         dumps=one_layer_differs)
+    with pytest.raises(CheckpointError, match="layers clamp differently"):
+        convert_nvidia(tmp_path / "mixed.pkl", tmp_path / "mixed")
+    assert not (tmp_path / "mixed").exists()
+    assert discriminator_clamp_layers(32)[0] == "b32.fromrgb" and discriminator_clamp_layers(32)[-1] == "b4.conv"
+
+
+# --- released-era pickles: torch 1.7-1.9, numpy 1.x (issue 23 item 5) ---
+
+
+def _numpy1_dumps(monkeypatch, protocol: int):
+    """A pickler that writes NumPy values as numpy 1.x did: ``numpy.core.multiarray._reconstruct`` / ``scalar``
+    globals (numpy 2 writes ``numpy._core``), ``numpy dtype`` with its BUILD state. Protocol 2 (what torch 1.x-era
+    code got with ``pickle.dump(..., protocol=2)``) also writes every ``bytes`` as ``_codecs.encode(text, "latin1")``."""
+    import io
+
+    fake = types.ModuleType("numpy.core.multiarray")  # what the file names; the names resolve to stand-ins here
+
+    def _reconstruct(*args):
+        raise AssertionError("never called while writing")
+
+    def scalar(*args):
+        raise AssertionError("never called while writing")
+
+    for fn in (_reconstruct, scalar):
+        fn.__module__, fn.__qualname__ = "numpy.core.multiarray", fn.__name__
+        setattr(fake, fn.__name__, fn)
+    monkeypatch.setitem(sys.modules, "numpy.core.multiarray", fake)
+
+    class Numpy1Pickler(pickle.Pickler):
+        def reducer_override(self, obj):
+            if isinstance(obj, np.ndarray):
+                _, args, state = obj.__reduce__()
+                return fake._reconstruct, args, state
+            if isinstance(obj, np.generic):
+                _, args = obj.__reduce__()
+                return fake.scalar, args
+            return NotImplemented
+
+    def dumps(data):
+        buf = io.BytesIO()
+        Numpy1Pickler(buf, protocol=protocol).dump(data)
+        return buf.getvalue()
+
+    return dumps
+
+
+@pytest.mark.parametrize("protocol", [2, 4])
+def test_released_era_pickles_with_numpy_1_values_are_read(fake_persistence, tiny_generator, tiny_discriminator,
+                                                           tmp_path, monkeypatch, protocol):
+    """NVIDIA's published .pkl files hold numpy scalars in every layer's state (``weight_gain = 1 / np.sqrt(...)``),
+    numpy values in ``training_set_kwargs`` and a persistent ``augment_pipe`` with numpy arrays."""
+    Persistent, marker = fake_persistence
+
+    def released(data):
+        for name in ("G", "G_ema"):
+            fc = data[name].state["_modules"]["mapping"].state["_modules"]["fc0"]
+            fc.state.update(weight_gain=np.float64(1 / np.sqrt(32)), bias_gain=np.float32(0.01), activation="lrelu")
+        data["training_set_kwargs"] = _EasyDict(class_name="training.dataset.ImageFolderDataset", path="ffhq.zip",
+                                                resolution=np.int64(32), max_size=np.int32(70000), xflip=np.bool_(True),
+                                                use_labels=False, raw_shape=(70000, 3, 32, 32))
+        data["augment_pipe"] = Persistent("AugmentPipe", buffers={"p": torch.zeros([])},
+                                          attrs={"xflip": np.float64(1.0), "imgfilter_bands": [1, 1, 1, 1],
+                                                 "_Hz_fbank": np.arange(12, dtype=np.float32).reshape(4, 3),
+                                                 "dtype": np.dtype("float32"), "label": b"\x00\xffbytes"})
+        data["progress"] = {"cur_nimg": np.int64(25000), "tick": 7}
+        return _numpy1_dumps(monkeypatch, protocol)(data)
+
+    path = tmp_path / "stylegan2-ffhq-config-f.pkl"
+    _write_nvidia_pickle(path, Persistent, tiny_generator, tiny_discriminator, conv_clamp=256, dumps=released)
+    raw = path.read_bytes()
+    assert b"numpy.core.multiarray" in raw and b"numpy._core" not in raw  # numpy 1.x's spelling, as released
+    assert (b"_codecs" in raw) == (protocol == 2)
+    monkeypatch.delitem(sys.modules, "numpy.core.multiarray")  # the reader resolves it against the installed numpy
+    data = load_nvidia_pickle(path)
+    kw = data["training_set_kwargs"]
+    assert kw["resolution"] == 32 and isinstance(kw["resolution"], np.int64) and kw["xflip"] is np.True_
+    pipe = data["augment_pipe"].state
+    assert pipe["_Hz_fbank"].dtype == np.float32 and np.array_equal(pipe["_Hz_fbank"], np.arange(12).reshape(4, 3))
+    assert pipe["dtype"] == np.dtype("float32") and pipe["label"] == b"\x00\xffbytes"
+    gain = data["G_ema"].state["_modules"]["mapping"].state["_modules"]["fc0"].state["weight_gain"]
+    assert isinstance(gain, np.float64) and gain == 1 / np.sqrt(32)
+    out = convert_nvidia(path, tmp_path / "out", discriminator=True)
+    g = StyleGAN2Generator.from_pretrained(out).eval()
+    assert g.config.conv_clamp == 256.0
+    z = torch.randn(2, g.config.style_dim)
+    with torch.no_grad():
+        assert torch.equal(g([z], randomize_noise=False).images, tiny_generator([z], randomize_noise=False).images)
+    assert not marker.exists()
+
+
+def test_codecs_encode_is_only_latin1_text(tmp_path):
+    """Protocol 2's ``_codecs.encode`` is allowed for latin-1 text alone: no codec is looked up by the file's name."""
+    (tmp_path / "rot.pkl").write_bytes(b"\x80\x02c_codecs\nencode\nX\x03\x00\x00\x00abcX\x06\x00\x00\x00rot_13\x86R.")
+    with pytest.raises(CheckpointError, match=r"refused _codecs.encode\(str, 'rot_13'\)"):
+        load_nvidia_pickle(tmp_path / "rot.pkl")

@@ -14,8 +14,12 @@ globals, and none of them executes anything from the file:
 * tensor rebuilding (``torch._utils._rebuild_tensor_v2`` / ``_rebuild_parameter``) with storages
   read by ``torch.load(weights_only=True)``;
 * plain containers (``collections.OrderedDict``, ``builtins.set``), ``dnnlib.util.EasyDict``
-  (read as a dict), ``copyreg._reconstructor`` for stand-ins of ``torch.nn`` containers, and NumPy
-  array reconstruction.
+  (read as a dict), ``copyreg._reconstructor`` for stand-ins of ``torch.nn`` containers;
+* NumPy arrays, scalars and dtypes exactly as numpy 1.x pickled them (``numpy.core.multiarray._reconstruct`` /
+  ``scalar``, ``numpy.ndarray``, ``numpy.dtype``; numpy 2's ``numpy._core`` spelling too), resolved to the
+  installed numpy's own reconstructors: the published pickles (torch 1.7-1.9, numpy 1.x) hold such values
+  in every layer's state (``weight_gain``, ``act_gain``) and in ``training_set_kwargs`` / ``augment_pipe``;
+* ``_codecs.encode`` for latin-1 text only, which is how protocol 2 writes ``bytes`` (nothing else is encoded).
 
 The pickle is read by :func:`gan_partseg.convert.unpickle.restricted_load`, an opcode interpreter
 of its own (the ``pickle`` module is not used). Anything else (``os.system``, ``builtins.eval``, another
@@ -23,7 +27,9 @@ library's class, a persistent id ...) is refused with :class:`gan_partseg.conver
 before it is called. The networks' tensors are then
 renamed onto the rosinality layout (the mapping below) and checked key by key like a ``.pt`` file.
 
-Besides tensors, the discriminator's minibatch-stddev settings are read off the data (``mbstd_group_size``,
+Besides tensors, both networks' ``conv_clamp`` (256 in NVIDIA's training configs, None with ``--fp32``) is read off
+the layers that clamp (see :func:`network_conv_clamp`) into the configs, and the discriminator's minibatch-stddev
+settings are read off the data (``mbstd_group_size``,
 ``mbstd_num_channels``: 4 and 1 in the ``auto`` config, a group of 8 in ``paper256`` / ``paper512``) into
 :class:`~gan_partseg.models.stylegan2.StyleGAN2DiscriminatorConfig`. StyleGAN3 pickles (``networks_stylegan3``:
 a ``SynthesisInput`` and alias-free ``SynthesisLayer`` modules) are refused by name before anything is renamed.
@@ -33,10 +39,13 @@ from __future__ import annotations
 
 import collections
 import copyreg
+import importlib
 import io
+import math
+import numbers
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -105,9 +114,29 @@ def _module_stand_in(name: str) -> type:
     return type(name, (PersistedModule,), {})
 
 
+# What numpy's own __reduce__ methods name: numpy 1.x wrote numpy.core.multiarray, numpy 2 writes numpy._core.multiarray.
 _NUMPY = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
           ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
           ("numpy._core.multiarray", "scalar")}
+
+
+def _numpy_global(name: str) -> Any:
+    """The installed numpy's ``name`` (``_reconstruct``, ``scalar``, ``ndarray``, ``dtype``), whichever spelling the
+    pickle used: ``numpy.core`` is only a deprecation shim in numpy 2, ``numpy._core`` absent from older 1.x."""
+    import numpy
+
+    if name in ("ndarray", "dtype"):
+        return getattr(numpy, name)
+    core = "numpy._core.multiarray" if int(numpy.__version__.split(".")[0]) >= 2 else "numpy.core.multiarray"
+    return getattr(importlib.import_module(core), name)
+
+
+def _latin1_encode(text: Any, encoding: str = "utf-8", *_: Any) -> bytes:
+    """Protocol 2 writes ``bytes`` as ``_codecs.encode(text, "latin1")``; only that is allowed here."""
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):  # no codec lookup by the file's name
+        raise CheckpointError(f"refused _codecs.encode({type(text).__name__}, {encoding!r}): only latin-1 text "
+                              "(protocol 2 bytes) is decoded; nothing from the pickle was executed")
+    return text.encode("latin-1")
 
 
 def _allowed(module: str, name: str) -> Any:
@@ -123,14 +152,12 @@ def _allowed(module: str, name: str) -> Any:
         ("copyreg", "_reconstructor"): copyreg._reconstructor,
         ("dnnlib.util", "EasyDict"): _EasyDict,
         ("dnnlib", "EasyDict"): _EasyDict,
+        ("_codecs", "encode"): _latin1_encode,
     }
     if (module, name) in table:
         return table[(module, name)]
-    if (module, name) in _NUMPY:
-        import numpy  # noqa: F401  (numpy's reconstructors only build arrays)
-
-        mod = __import__(module, fromlist=[name])
-        return getattr(mod, name)
+    if (module, name) in _NUMPY:  # they only build arrays, scalars and dtypes from the raw bytes they are given
+        return _numpy_global(name)
     if module.startswith("torch.nn.modules.") and re.fullmatch(r"[A-Z]\w*", name):
         return _module_stand_in(name)  # data only: never the real class
     if module == "torch" and re.fullmatch(r"\w+Storage|float\d*|bfloat16|half|int\d+|uint8|bool", name):
@@ -386,17 +413,88 @@ def discriminator_mbstd(d: PersistedModule) -> tuple[int | None, int]:
     return group, 1 if channels is None else channels
 
 
+def _submodule(network: PersistedModule, dotted: str) -> PersistedModule | None:
+    node: Any = network
+    for part in dotted.split("."):
+        children = node.state.get("_modules") if isinstance(node, PersistedModule) else None
+        node = children.get(part) if isinstance(children, Mapping) else None
+    return node if isinstance(node, PersistedModule) else None
+
+
+def _clamp_value(raw: Any, where: str) -> float | None:
+    if raw is None:
+        return None
+    if isinstance(raw, bool) or not isinstance(raw, numbers.Real) or not 0 <= float(raw) < math.inf:
+        raise CheckpointError(f"{where} is {raw!r}, not None or a finite number >= 0")
+    return float(raw)
+
+
+def generator_clamp_layers(size: int) -> list[str]:
+    """The NVIDIA generator layers built with ``conv_clamp``: every SynthesisLayer and ToRGBLayer."""
+    names = ["synthesis.b4.conv1", "synthesis.b4.torgb"]
+    for r in [2**i for i in range(3, size.bit_length())]:
+        names += [f"synthesis.b{r}.conv0", f"synthesis.b{r}.conv1", f"synthesis.b{r}.torgb"]
+    return names
+
+
+def discriminator_clamp_layers(size: int) -> list[str]:
+    """The NVIDIA (resnet) discriminator layers built with ``conv_clamp``: fromrgb, each block's conv0 / conv1 and
+    the epilogue's conv. The blocks' ``skip`` and the epilogue's ``fc`` / ``out`` are built without it."""
+    names = [f"b{size}.fromrgb"]
+    for r in [2**i for i in range(size.bit_length() - 1, 2, -1)]:
+        names += [f"b{r}.conv0", f"b{r}.conv1"]
+    return names + ["b4.conv"]
+
+
+_MISSING = object()
+# Where NVIDIA's constructors record the value (train.py sets G_kwargs.synthesis_kwargs.conv_clamp, which the synthesis
+# network's own init kwargs repeat, and D_kwargs.conv_clamp): (submodule, path into its ``_init_kwargs``).
+GENERATOR_CLAMP_KWARGS = (("", "synthesis_kwargs.conv_clamp"), ("synthesis", "conv_clamp"))
+DISCRIMINATOR_CLAMP_KWARGS = (("", "conv_clamp"),)
+
+
+def network_conv_clamp(network: PersistedModule, layers: Sequence[str], kwarg_sources: Sequence[tuple[str, str]],
+                       what: str) -> float | None:
+    """``conv_clamp`` of an NVIDIA network, read off the pickle's data (None: no clamp).
+
+    First what runs: the ``conv_clamp`` attribute of each of ``layers`` (SynthesisLayer, ToRGBLayer and Conv2dLayer
+    keep it), which must agree, as one config value stands for them all. A pickle whose layers hold none (bare
+    tensors) falls back to what built them: the first of ``kwarg_sources`` (a submodule, "" for the network, and a
+    dotted path into its ``_init_kwargs``, e.g. ``synthesis_kwargs.conv_clamp``) that is there, else None.
+    """
+    found: dict[str, float | None] = {}
+    for name in layers:
+        layer = _submodule(network, name)
+        if layer is not None and "conv_clamp" in layer.state:
+            found[name] = _clamp_value(layer.state["conv_clamp"], f"{what}: {name}.conv_clamp")
+    values = set(found.values())
+    if len(values) > 1:
+        detail = ", ".join(f"{name}={value}" for name, value in list(found.items())[:6])
+        raise CheckpointError(f"{what}: its layers clamp differently ({detail}); one conv_clamp per network is supported")
+    if values:
+        return values.pop()
+    for module, path in kwarg_sources:
+        owner = _submodule(network, module) if module else network
+        node: Any = owner.state.get("_init_kwargs") if owner is not None else None
+        for part in path.split("."):
+            node = node.get(part, _MISSING) if isinstance(node, Mapping) else _MISSING
+        if node is not _MISSING:
+            return _clamp_value(node, f"{what}: {module + '.' if module else ''}_init_kwargs.{path}")
+    return None
+
+
 def nvidia_discriminator(d: PersistedModule, generator_config, what: str) -> StyleGAN2Discriminator:
-    """The discriminator of an NVIDIA pickle: tensors renamed, minibatch-stddev settings from the pickle."""
+    """The discriminator of an NVIDIA pickle: tensors renamed, minibatch-stddev settings and conv_clamp from the pickle."""
     dsd = nvidia_discriminator_to_rosinality(d.named_tensors())
     inferred = infer_discriminator_config(dsd, blur_kernel=generator_config.blur_kernel)
     if inferred.size != generator_config.size:
         raise CheckpointError(f"discriminator is {inferred.size} px but the generator is {generator_config.size} px")
     group, channels = discriminator_mbstd(d)
+    clamp = network_conv_clamp(d, discriminator_clamp_layers(inferred.size), DISCRIMINATOR_CLAMP_KWARGS, what)
     try:
         config = StyleGAN2DiscriminatorConfig(size=inferred.size, channel_multiplier=inferred.channel_multiplier,
                                               blur_kernel=inferred.blur_kernel, channels=inferred.channels,
-                                              mbstd_group_size=group, mbstd_num_channels=channels)
+                                              mbstd_group_size=group, mbstd_num_channels=channels, conv_clamp=clamp)
     except ArgumentError as err:
         raise CheckpointError(f"{what}: {err}") from None
     return build_from_state_dict(StyleGAN2Discriminator, config, dsd, what)
@@ -434,8 +532,11 @@ def convert_nvidia(pkl_path: str | os.PathLike, out_dir: str | os.PathLike, netw
     latent_avg = sd.pop("latent_avg")
     config = infer_generator_config(sd)
     config.has_latent_avg = True
+    what = f"{pkl_path} [{network!r}]"
+    config.conv_clamp = network_conv_clamp(data[network], generator_clamp_layers(config.size),
+                                           GENERATOR_CLAMP_KWARGS, what)  # checked there, as __post_init__ would
     sd["latent_avg"] = latent_avg.reshape(-1)
-    generator = build_from_state_dict(StyleGAN2Generator, config, sd, f"{pkl_path} [{network!r}]")
+    generator = build_from_state_dict(StyleGAN2Generator, config, sd, what)
     disc = None
     if discriminator:
         if not isinstance(data.get("D"), PersistedModule):

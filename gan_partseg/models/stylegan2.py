@@ -66,6 +66,11 @@ class StyleGAN2Config(PreTrainedConfig):
             training-time average W that rosinality's converted checkpoints store.
         fused_ops: ask for the optional fused C++ / CUDA kernels of ``csrc/`` (built on first use;
             the PyTorch ops stay whenever they cannot be built). Same as ``GAN_PARTSEG_FUSED=1``.
+        conv_clamp: stylegan2-ada-pytorch's ``conv_clamp`` (256 in its training configs): every synthesis
+            conv's output (after bias, leaky ReLU and gain sqrt(2)) and every ToRGB output (after bias) is
+            clamped to [-conv_clamp, conv_clamp]; in the discriminator, fromrgb, both convs of each residual
+            block and the epilogue conv (not the skip branch, not the linear layers), as NVIDIA's layers do.
+            ``None`` (rosinality checkpoints, our own models, configs saved before the field existed): no clamp.
     """
 
     model_type = "stylegan2"
@@ -79,8 +84,14 @@ class StyleGAN2Config(PreTrainedConfig):
     channels: dict | None = None
     has_latent_avg: bool = False
     fused_ops: bool = False
+    conv_clamp: float | None = None
 
     def __post_init__(self, **kwargs):
+        clamp = self.conv_clamp
+        if clamp is not None:
+            if isinstance(clamp, bool) or not isinstance(clamp, (int, float)) or not 0 <= clamp < math.inf:
+                raise ArgumentError(f"conv_clamp must be None (no clamp) or a finite number >= 0, got {clamp!r}")
+            self.conv_clamp = float(clamp)
         if not isinstance(self.size, int) or self.size < 4 or self.size & (self.size - 1):
             raise ArgumentError(f"size must be a power of two >= 4, got {self.size!r}")
         if self.n_mlp < 1 or self.style_dim < 1:
@@ -227,14 +238,20 @@ class EqualConv2d(nn.Module):
 
 
 class FusedLeakyReLU(nn.Module):
-    """Bias (``activate.bias``) + leaky ReLU 0.2 + gain sqrt(2)."""
+    """Bias (``activate.bias``) + leaky ReLU 0.2 + gain sqrt(2), then with ``clamp`` a clamp to [-clamp, clamp].
 
-    def __init__(self, channel: int):
+    The clamp comes after the gain, as in NVIDIA's ``bias_act(..., clamp=conv_clamp)``; x: (B, C, ...).
+    """
+
+    def __init__(self, channel: int, clamp: float | None = None):
         super().__init__()
         self.bias = nn.Parameter(torch.zeros(channel))
+        self.clamp = clamp
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return fused_leaky_relu(x, self.bias)
+        out = fused_leaky_relu(x, self.bias)
+        # None leaves the path untouched, so unclamped models stay bit-identical
+        return out if self.clamp is None else out.clamp(-self.clamp, self.clamp)
 
 
 class ScaledLeakyReLU(nn.Module):
@@ -309,41 +326,53 @@ class ConstantInput(nn.Module):
 
 
 class StyledConv(nn.Module):
-    """Modulated conv -> noise injection -> bias + leaky ReLU."""
+    """Modulated conv -> noise injection -> bias + leaky ReLU [-> clamp to +-conv_clamp]."""
 
     def __init__(self, in_channel: int, out_channel: int, kernel_size: int, style_dim: int,
-                 upsample: bool = False, blur_kernel: Sequence[float] = (1, 3, 3, 1), demodulate: bool = True):
+                 upsample: bool = False, blur_kernel: Sequence[float] = (1, 3, 3, 1), demodulate: bool = True,
+                 conv_clamp: float | None = None):
         super().__init__()
         self.conv = ModulatedConv2d(in_channel, out_channel, kernel_size, style_dim,
                                     upsample=upsample, blur_kernel=blur_kernel, demodulate=demodulate)
         self.noise = NoiseInjection()
-        self.activate = FusedLeakyReLU(out_channel)
+        self.activate = FusedLeakyReLU(out_channel, clamp=conv_clamp)
 
     def forward(self, x: torch.Tensor, style: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
         return self.activate(self.noise(self.conv(x, style), noise=noise))
 
 
 class ToRGB(nn.Module):
+    """1x1 modulated conv + bias [-> clamp to +-conv_clamp], plus the upsampled ``skip`` image: (B, 3, H, W)."""
+
     def __init__(self, in_channel: int, style_dim: int, upsample: bool = True,
-                 blur_kernel: Sequence[float] = (1, 3, 3, 1)):
+                 blur_kernel: Sequence[float] = (1, 3, 3, 1), conv_clamp: float | None = None):
         super().__init__()
         if upsample:
             self.upsample = Upsample(blur_kernel)
         self.conv = ModulatedConv2d(in_channel, 3, 1, style_dim, demodulate=False)
         self.bias = nn.Parameter(torch.zeros(1, 3, 1, 1))
+        self.clamp = conv_clamp
 
     def forward(self, x: torch.Tensor, style: torch.Tensor, skip: torch.Tensor | None = None) -> torch.Tensor:
         out = self.conv(x, style) + self.bias
+        if self.clamp is not None:  # NVIDIA's ToRGBLayer clamps its own output, before the skip image is added
+            out = out.clamp(-self.clamp, self.clamp)
         if skip is not None:
             out = out + self.upsample(skip)
         return out
 
 
 class ConvLayer(nn.Sequential):
-    """Discriminator conv: [blur] -> equalized conv -> [bias + leaky ReLU]."""
+    """Discriminator conv: [blur] -> equalized conv -> [bias + leaky ReLU [-> clamp to +-clamp]].
+
+    ``clamp`` needs the bias + activation (``FusedLeakyReLU``), which is where NVIDIA's ``Conv2dLayer`` clamps.
+    """
 
     def __init__(self, in_channel: int, out_channel: int, kernel_size: int, downsample: bool = False,
-                 blur_kernel: Sequence[float] = (1, 3, 3, 1), bias: bool = True, activate: bool = True):
+                 blur_kernel: Sequence[float] = (1, 3, 3, 1), bias: bool = True, activate: bool = True,
+                 clamp: float | None = None):
+        if clamp is not None and not (activate and bias):
+            raise ArgumentError("ConvLayer clamps after its bias + activation: clamp needs activate=True, bias=True")
         layers: list[nn.Module] = []
         if downsample:
             factor = 2
@@ -355,15 +384,23 @@ class ConvLayer(nn.Sequential):
         layers.append(EqualConv2d(in_channel, out_channel, kernel_size, padding=padding, stride=stride,
                                   bias=bias and not activate))
         if activate:
-            layers.append(FusedLeakyReLU(out_channel) if bias else ScaledLeakyReLU())
+            layers.append(FusedLeakyReLU(out_channel, clamp=clamp) if bias else ScaledLeakyReLU())
         super().__init__(*layers)
 
 
 class ResBlock(nn.Module):
-    def __init__(self, in_channel: int, out_channel: int, blur_kernel: Sequence[float] = (1, 3, 3, 1)):
+    """Residual discriminator block: (B, in, H, W) -> (B, out, H/2, W/2).
+
+    With ``conv_clamp`` both convs clamp to +-conv_clamp before the sum is scaled by 1/sqrt(2): NVIDIA's
+    ``conv1`` (our ``conv2``) runs with gain sqrt(0.5) and clamps at +-conv_clamp*sqrt(0.5), the same numbers. Its skip
+    ``Conv2dLayer`` is built without ``conv_clamp``, so the skip branch here is not clamped either.
+    """
+
+    def __init__(self, in_channel: int, out_channel: int, blur_kernel: Sequence[float] = (1, 3, 3, 1),
+                 conv_clamp: float | None = None):
         super().__init__()
-        self.conv1 = ConvLayer(in_channel, in_channel, 3)
-        self.conv2 = ConvLayer(in_channel, out_channel, 3, downsample=True, blur_kernel=blur_kernel)
+        self.conv1 = ConvLayer(in_channel, in_channel, 3, clamp=conv_clamp)
+        self.conv2 = ConvLayer(in_channel, out_channel, 3, downsample=True, blur_kernel=blur_kernel, clamp=conv_clamp)
         self.skip = ConvLayer(in_channel, out_channel, 1, downsample=True, blur_kernel=blur_kernel,
                               activate=False, bias=False)
 
@@ -466,8 +503,9 @@ class StyleGAN2Generator(ResolveBundledMixin, PreTrainedModel):
         self.style = nn.Sequential(*layers)
 
         self.input = ConstantInput(c.channel(4))
-        self.conv1 = StyledConv(c.channel(4), c.channel(4), 3, c.style_dim, blur_kernel=blur)
-        self.to_rgb1 = ToRGB(c.channel(4), c.style_dim, upsample=False)
+        clamp = c.conv_clamp
+        self.conv1 = StyledConv(c.channel(4), c.channel(4), 3, c.style_dim, blur_kernel=blur, conv_clamp=clamp)
+        self.to_rgb1 = ToRGB(c.channel(4), c.style_dim, upsample=False, conv_clamp=clamp)
 
         self.convs = nn.ModuleList()
         self.upsamples = nn.ModuleList()
@@ -475,9 +513,10 @@ class StyleGAN2Generator(ResolveBundledMixin, PreTrainedModel):
         in_channel = c.channel(4)
         for res in c.resolutions[1:]:
             out_channel = c.channel(res)
-            self.convs.append(StyledConv(in_channel, out_channel, 3, c.style_dim, upsample=True, blur_kernel=blur))
-            self.convs.append(StyledConv(out_channel, out_channel, 3, c.style_dim, blur_kernel=blur))
-            self.to_rgbs.append(ToRGB(out_channel, c.style_dim, blur_kernel=blur))
+            self.convs.append(StyledConv(in_channel, out_channel, 3, c.style_dim, upsample=True, blur_kernel=blur,
+                                         conv_clamp=clamp))
+            self.convs.append(StyledConv(out_channel, out_channel, 3, c.style_dim, blur_kernel=blur, conv_clamp=clamp))
+            self.to_rgbs.append(ToRGB(out_channel, c.style_dim, blur_kernel=blur, conv_clamp=clamp))
             in_channel = out_channel
 
         self.noises = NoiseBuffers(self.noise_resolutions)
@@ -710,16 +749,17 @@ class StyleGAN2Discriminator(ResolveBundledMixin, PreTrainedModel):
         c = config
         self.size = c.size
         blur = c.blur_kernel
-        convs: list[nn.Module] = [ConvLayer(3, c.channel(c.size), 1)]
+        clamp = c.conv_clamp  # NVIDIA clamps fromrgb, the blocks' convs and the epilogue conv; not the fc layers
+        convs: list[nn.Module] = [ConvLayer(3, c.channel(c.size), 1, clamp=clamp)]
         in_channel = c.channel(c.size)
         for res in reversed(c.resolutions[1:]):
             out_channel = c.channel(res // 2)
-            convs.append(ResBlock(in_channel, out_channel, blur))
+            convs.append(ResBlock(in_channel, out_channel, blur, conv_clamp=clamp))
             in_channel = out_channel
         self.convs = nn.Sequential(*convs)
         self.stddev_group = c.mbstd_group_size
         self.stddev_feat = c.mbstd_num_channels
-        self.final_conv = ConvLayer(in_channel + self.stddev_feat, c.channel(4), 3)
+        self.final_conv = ConvLayer(in_channel + self.stddev_feat, c.channel(4), 3, clamp=clamp)
         self.final_linear = nn.Sequential(
             EqualLinear(c.channel(4) * 4 * 4, c.channel(4), activation="fused_lrelu"),
             EqualLinear(c.channel(4), 1),
