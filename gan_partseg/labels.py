@@ -22,6 +22,12 @@ PALETTE_10 = np.array(
 )
 PALETTE_3 = PALETTE_10[[0, 3, 5, 6]]
 
+IGNORE_INDEX = 255
+"""Label id of pixels that belong to no class of the schema and are scored and trained on by nobody: the
+loss (``training.losses``) and ``evaluate`` (``evaluation.metrics``) skip them. Label maps are uint8, so
+it is the one id no schema (at most 255 classes, ids 0..254) can take. Defined here, below every layer
+that writes or reads it (importers, metrics, losses)."""
+
 
 MISS_BELOW = 0.20
 """A class scored under this IoU (0..1) is named as *missed* by every printout, card and table."""

@@ -57,3 +57,22 @@ def test_ignored_pixels_change_neither_cross_entropy_nor_dice():
     with pytest.raises(ValueError, match="loss must be one of"):
         from gan_partseg.training.losses import check_loss
         check_loss("focal")
+
+
+def test_the_loss_ignores_the_labels_ignore_index_through_the_boundary_band():
+    from gan_partseg.labels import IGNORE_INDEX
+
+    assert IGNORE == IGNORE_INDEX == 255  # one constant: what importers write, evaluate and the loss skip
+    labels = torch.zeros(1, 8, 8, dtype=torch.long)
+    labels[:, :, 5:] = IGNORE_INDEX  # e.g. another car in a PASCAL-Part crop
+    labels[:, 2:4, 1:3] = 1
+    for width in (0, 1):
+        banded = boundary_band(labels, width)
+        assert (banded[:, :, 5:] == IGNORE_INDEX).all()  # stays ignored, never a class
+        assert set(banded.unique().tolist()) <= {0, 1, IGNORE_INDEX}
+    logits = torch.randn(1, 2, 8, 8, generator=torch.Generator().manual_seed(0))
+    w = class_weights(labels, 2)
+    assert torch.isfinite(w).all() and w.shape == (2,)
+    for loss in ("ce", "balanced-ce+dice"):
+        full = segmentation_loss(logits[..., :5], labels[..., :5], loss, w)
+        assert float(segmentation_loss(logits, labels, loss, w)) == pytest.approx(float(full), rel=1e-5), loss

@@ -66,3 +66,23 @@ def test_bad_inputs():
     with pytest.raises(ValueError, match="outside"):
         confusion_matrix(np.full((2, 2), 5), np.zeros((2, 2)), 2)
     assert math.isnan(weighted_iou_image(np.zeros((0,)), np.zeros((0,)), 2))
+
+
+def test_ignored_pixels_count_nowhere():
+    from gan_partseg.labels import IGNORE_INDEX
+
+    t = np.array([[[0, 0, 1, 1], [IGNORE_INDEX, IGNORE_INDEX, 2, 2]]])
+    p = np.array([[[0, 0, 1, 1], [1, 2, 2, 2]]])  # wrong only where the truth is ignored
+    assert confusion_matrix(p, t, 3).tolist() == [[2, 0, 0], [0, 2, 0], [0, 0, 2]]
+    res = evaluate_arrays(p, t, 3, class_names=["bg", "a", "b"])
+    assert res["weighted_iou"] == pytest.approx(1.0) and res["mean_iou"] == 1.0
+    assert res["per_class_iou"] == {"bg": 1.0, "a": 1.0, "b": 1.0}
+    assert weighted_iou_image(p[0], t[0], 3, exclude_class=0) == pytest.approx(1.0)
+    # an image that is all ignored carries no weight; any prediction there, even an id out of range, is not read
+    assert math.isnan(weighted_iou_image(np.full((2, 2), 7), np.full((2, 2), IGNORE_INDEX), 3))
+    m = SegmentationMetrics(3)
+    m.update(np.full((1, 2, 2), 1), np.full((1, 2, 2), IGNORE_INDEX))
+    m.update(p, t)
+    assert m.compute()["weighted_iou"] == pytest.approx(1.0) and m.compute()["n_images"] == 2
+    with pytest.raises(ValueError, match="outside"):  # other ids beyond the classes are still errors
+        confusion_matrix(np.zeros((2, 2)), np.full((2, 2), IGNORE_INDEX - 1), 3)

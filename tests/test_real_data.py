@@ -325,3 +325,254 @@ def test_evaluate_cli_scores_a_unet_on_an_imported_data_set(celeba, tmp_path, ca
     import_celebamask(celeba, tmp_path / "c10", size=24, progress=False)
     with pytest.raises(ValueError, match="evaluate on a data set of the same classes"):
         evaluate_segmenter(str(tmp_path / "unet"), tmp_path / "c10")
+
+
+# --- PASCAL-Part: occlusion by later objects, other instances of the class ignored (issue 23 item 10) ---
+# Imports stay local to this block (another block of this file is edited in parallel).
+
+def _pascal_scene(tmp_path, name, shape, objects):
+    """One image (grey) and its .mat of ``objects`` [(class, box, [(part, box)])] in the released layout."""
+    ann, img = tmp_path / f"{name}_ann", tmp_path / f"{name}_img"
+    ann.mkdir()
+    img.mkdir()
+    Image.fromarray(np.full((*shape, 3), 100, np.uint8)).save(img / f"{name}.jpg")
+    _write_mat(ann / f"{name}.mat", name, [(cls, _mask(shape, box) > 0, [(p, _mask(shape, b) > 0) for p, b in parts])
+                                           for cls, box, parts in objects])
+    return ann, img
+
+
+CAR = {name: i for i, name in enumerate(("background", "body", "light", "plate", "wheel", "window"))}
+OCCLUDED = [  # (60, 80) image; file order is painting order
+    ("car", (10, 40, 5, 45), [("wheel_1", (30, 40, 8, 20)), ("window_1", (12, 20, 10, 40))]),  # car A
+    ("car", (20, 50, 15, 60), [("wheel_1", (40, 50, 40, 55))]),  # car B, later: covers A's wheel columns 15-19
+    ("person", (12, 16, 5, 12), []),  # later still: covers A's body and window corner
+]
+
+
+def test_pascal_part_a_later_object_occludes_an_earlier_ones_parts(tmp_path):
+    from gan_partseg.labels import IGNORE_INDEX
+
+    ann, img = _pascal_scene(tmp_path, "occl", (60, 80), OCCLUDED)
+    # car A's crop: 40 px wide box -> 48 px square from image row 1, column 1; size 48 keeps it pixel for pixel
+    ds = import_pascal_part(ann, img, tmp_path / "out", "car", size=48, min_pixels=16, progress=False)
+    rows = {r["source"]: np.asarray(r["label"]) for r in load_hf_dataset(tmp_path / "out")[0]}
+    assert sorted(rows) == ["occl#0", "occl#1"] and len(ds) == 2
+    want = np.zeros((60, 80), np.uint8)  # car A as mat2map.m would leave it visible
+    want[10:40, 5:45] = CAR["body"]
+    want[12:20, 10:40] = CAR["window"]
+    want[30:40, 8:20] = CAR["wheel"]
+    want[20:50, 15:60] = IGNORE_INDEX  # car B's pixels: another car, not A's wheel / body
+    want[12:16, 5:12] = CAR["background"]  # the person's
+    a = rows["occl#0"]
+    assert np.array_equal(a, want[1:49, 1:49])
+    wheel = np.argwhere(a == CAR["wheel"]) + 1  # back to image coordinates
+    assert wheel[:, 1].max() == 14 and (a[29:39, 14:19] == IGNORE_INDEX).all()  # no wheel under car B
+    # car B owns the overlap: its own labels there, and car A's visible rest is ignored in B's labels
+    from gan_partseg.data.pascal_part import SCHEMAS, crop_labels, instance_owner
+
+    _, objects = read_annotation(ann / "occl.mat")
+    owner = instance_owner(objects)
+    assert owner[35, 17] == 1 and owner[13, 6] == 2 and owner[11, 6] == 0 and owner[0, 0] == -1
+    b = crop_labels(objects, 1, SCHEMAS["car"], owner)
+    assert (b[20:40, 15:45] == CAR["body"]).all() and (b[owner == 0] == IGNORE_INDEX).all()
+    assert (b[30:40, 5:15] == IGNORE_INDEX).all() and (b[40:50, 40:55] == CAR["wheel"]).all()
+    assert np.array_equal(crop_labels(objects, 1, SCHEMAS["car"]), b)  # the owner map is only reused
+
+
+NEIGHBOURS = [  # (40, 70) image
+    ("car", (5, 35, 10, 30), [("wheel_1", (30, 35, 12, 20))]),  # car A: crop rows / columns 2..37
+    ("car", (5, 35, 32, 60), [("wheel_1", (30, 35, 40, 50))]),  # car B beside it: columns 32..37 in A's crop
+    ("car", (0, 4, 12, 20), []),  # a car without parts: no sample of its own, still a car in A's crop
+    ("person", (36, 40, 5, 25), []),  # another class in A's crop
+]
+
+
+def test_pascal_part_other_cars_in_a_crop_are_ignored_not_background(tmp_path):
+    from gan_partseg.labels import IGNORE_INDEX
+
+    ann, img = _pascal_scene(tmp_path, "side", (40, 70), NEIGHBOURS)
+    import_pascal_part(ann, img, tmp_path / "out", "car", size=36, min_pixels=16, progress=False)
+    rows = {r["source"]: np.asarray(r["label"]) for r in load_hf_dataset(tmp_path / "out")[0]}
+    assert sorted(rows) == ["side#0", "side#1"]
+    want = np.zeros((40, 70), np.uint8)
+    want[5:35, 10:30] = CAR["body"]
+    want[30:35, 12:20] = CAR["wheel"]
+    want[5:35, 32:60] = IGNORE_INDEX  # car B
+    want[0:4, 12:20] = IGNORE_INDEX  # the part-less car
+    a = rows["side#0"]
+    assert np.array_equal(a, want[2:38, 2:38])
+    assert (a[3:33, 30:36] == IGNORE_INDEX).all() and (a[34:36, 3:23] == 0).all()  # car B ignored, the person background
+    from gan_partseg.data.pascal_part import SCHEMAS, crop_labels
+
+    _, objects = read_annotation(ann / "side.mat")
+    b = crop_labels(objects, 1, SCHEMAS["car"])
+    assert (b[5:35, 10:30] == IGNORE_INDEX).all() and (b[5:35, 32:60] != IGNORE_INDEX).all()
+    # horses: a neighbour horse is ignored whole, parts or not
+    horses = [("horse", (5, 35, 10, 30), [("head", (5, 15, 10, 20))]), ("horse", (5, 35, 32, 60), [])]
+    _, h_objects = read_annotation(_pascal_scene(tmp_path, "horses", (40, 70), horses)[0] / "horses.mat")
+    h = crop_labels(h_objects, 0, SCHEMAS["horse"])
+    assert (h[5:35, 32:60] == IGNORE_INDEX).all() and (h[5:15, 10:20] == 1).all() and (h[20:35, 10:30] == 0).all()
+
+
+def test_evaluate_skips_ignored_pixels_of_a_label_folder(tmp_path):
+    from gan_partseg.labels import IGNORE_INDEX
+
+    torch.manual_seed(0)
+    unet = AutoShotSegmenter(AutoShotSegmenterConfig(widths=[4, 8], image_size=16, id2label=id2label(CLASSES_3)))
+    unet.save_pretrained(tmp_path / "unet")
+    (tmp_path / "images").mkdir()
+    (tmp_path / "labels").mkdir()
+    rng = np.random.default_rng(0)
+    arrays = [rng.integers(0, 256, (16, 16, 3), dtype=np.uint8) for _ in range(2)]
+    preds = [p.numpy().astype(np.uint8) for p in unet.eval().segment([Image.fromarray(a) for a in arrays])]
+    for i, (a, p) in enumerate(zip(arrays, preds)):
+        truth = p.copy()
+        truth[:6, :6] = IGNORE_INDEX  # the prediction is wrong only here: no class is 255
+        Image.fromarray(a).save(tmp_path / "images" / f"{i}.png")
+        Image.fromarray(truth, mode="L").save(tmp_path / "labels" / f"{i}.png")
+    result = evaluate_segmenter(str(tmp_path / "unet"), tmp_path / "images", labels=tmp_path / "labels")
+    assert result["weighted_iou"] == pytest.approx(1.0) and result["n_images"] == 2
+    assert sum(map(sum, result["confusion"])) == 2 * (16 * 16 - 6 * 6)  # the ignored pixels count nowhere
+    assert all(v in (None, 1.0) for v in result["per_class_iou"].values())
+
+
+# --- the labelled-data-set writer every importer goes through (gan_partseg.data.export.save_labelled_dataset) ---
+
+
+def _writer_rows(n, size=64, seed=0, before_each=None):
+    """``n`` rows as the importers yield them (noise, so a 4-row batch of PNGs is tens of kB), PASCAL-Part's
+    extra "source" column included; ``before_each(i)`` runs just before row ``i`` is made."""
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        if before_each is not None:
+            before_each(i)
+        yield {"image": Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)),
+               "label": Image.fromarray(rng.integers(0, 10, (size, size), dtype=np.uint8), mode="L"),
+               "seed": 1000 + i, "source": f"2008_{i:06d}#0"}
+
+
+def _write(rows, out, **kw):
+    import datasets
+
+    from gan_partseg.data.export import save_labelled_dataset
+
+    return save_labelled_dataset(rows, out, id2label(CLASSES_10), source="test rows", size=64,
+                                 extra_columns={"source": datasets.Value("string")}, **kw)
+
+
+def test_labelled_dataset_writer_streams_rows_in_batches_and_round_trips(tmp_path, monkeypatch):
+    import logging
+    import warnings
+
+    import datasets
+
+    import gan_partseg.data.export as export
+
+    monkeypatch.setattr(export, "WRITER_BATCH_SIZE", 4)
+    monkeypatch.setattr(export, "MAX_SHARD_BYTES", 1)  # a new shard after every batch: 13 rows -> 4 shards
+    hf_cache = tmp_path / "hf-cache"
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", hf_cache)
+    out, tmp = tmp_path / "ds", tmp_path / ".ds.tmp"
+    written = []  # bytes already in the temp folder's arrow files when row i is asked for
+
+    def before_each(i):
+        written.append(sum(p.stat().st_size for p in tmp.iterdir() if p.suffix == ".arrow") if tmp.exists() else 0)
+
+    records = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = records.append
+    logging.getLogger("datasets").addHandler(handler)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # e.g. datasets' "couldn't be hashed properly" fingerprint warning
+            ds = _write(_writer_rows(13, before_each=before_each), out)
+    finally:
+        logging.getLogger("datasets").removeHandler(handler)
+    assert not records and not hf_cache.exists()
+    # lazy: nothing is on disk while the first batch is made; each later batch is asked for only after the
+    # batch before it was written out
+    assert written[:4] == [0, 0, 0, 0] and 0 < written[4] < written[8] < written[12]
+    assert sorted(p.name for p in out.iterdir()) == [f"data-{i:05d}-of-00004.arrow" for i in range(4)] + [
+        "dataset_info.json", "id2label.json", "state.json"]  # no cache or temp files left behind
+    assert not tmp.exists() and len(ds) == 13
+    loaded, labels = load_hf_dataset(out)
+    assert labels == id2label(CLASSES_10) and loaded.column_names == ["image", "label", "seed", "source"]
+    assert json.loads(loaded.info.description) == {"id2label": {str(k): v for k, v in id2label(CLASSES_10).items()},
+                                                   "source": "test rows", "size": 64}
+    assert json.loads((out / "id2label.json").read_text()) == {str(k): v for k, v in id2label(CLASSES_10).items()}
+    for got, want in zip(loaded, _writer_rows(13), strict=True):
+        assert np.array_equal(np.asarray(got["image"]), np.asarray(want["image"]))
+        assert np.array_equal(np.asarray(got["label"]), np.asarray(want["label"]))
+        assert got["seed"] == want["seed"] and got["source"] == want["source"]
+
+
+def test_labelled_dataset_writer_writes_what_save_to_disk_writes(tmp_path):
+    """The streamed folder is byte-for-byte the metadata, schema and table ``from_list`` + ``save_to_disk`` give."""
+    import datasets
+    import pyarrow as pa
+
+    from gan_partseg.data.export import labelled_features, labelled_info
+
+    _write(_writer_rows(5), tmp_path / "ours")
+    features = labelled_features({"source": datasets.Value("string")})
+    info = labelled_info(features, id2label(CLASSES_10), "test rows", 64)
+    datasets.Dataset.from_list(list(_writer_rows(5)), features=features, info=info).save_to_disk(str(tmp_path / "ref"))
+    names = sorted(p.name for p in (tmp_path / "ref").iterdir())
+    assert sorted(p.name for p in (tmp_path / "ours").iterdir()) == sorted([*names, "id2label.json"])
+    assert (tmp_path / "ours" / "dataset_info.json").read_text() == (tmp_path / "ref" / "dataset_info.json").read_text()
+    ours, ref = (json.loads((tmp_path / d / "state.json").read_text()) for d in ("ours", "ref"))
+    assert ours.pop("_fingerprint") != "" and ref.pop("_fingerprint") and ours == ref
+    with pa.memory_map(str(tmp_path / "ours" / names[0])) as a, pa.memory_map(str(tmp_path / "ref" / names[0])) as b:
+        table, want = pa.ipc.open_stream(a).read_all(), pa.ipc.open_stream(b).read_all()
+    assert table.schema.equals(want.schema, check_metadata=True) and table.equals(want)
+    # the fingerprint is a hash of the rows: the same rows give the same one, other rows another
+    _write(_writer_rows(5), tmp_path / "again")
+    _write(_writer_rows(5, seed=1), tmp_path / "other")
+    fp = {d: json.loads((tmp_path / d / "state.json").read_text())["_fingerprint"] for d in ("ours", "again", "other")}
+    assert fp["ours"] == fp["again"] != fp["other"]
+
+
+def test_labelled_dataset_writer_refusals_leave_nothing_behind(tmp_path, monkeypatch):
+    import gan_partseg.data.export as export
+    from gan_partseg.errors import OutputError
+
+    with pytest.raises(ArgumentError, match="no samples to write to"):
+        _write(iter(()), tmp_path / "empty")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+    (tmp_path / "a-file").write_text("x")
+    started = []
+    with pytest.raises(OutputError, match="is a file"):
+        _write(_writer_rows(3, before_each=started.append), tmp_path / "a-file")
+    assert started == []  # refused before a single row was made
+    # rows that fail half-way (after a batch is on disk): the earlier data set stays, the temp folder goes
+    monkeypatch.setattr(export, "WRITER_BATCH_SIZE", 4)
+    _write(_writer_rows(2), tmp_path / "ds")
+
+    def fail(i):
+        if i == 6:
+            raise RuntimeError("a broken source file")
+
+    with pytest.raises(RuntimeError, match="a broken source file"):
+        _write(_writer_rows(9, before_each=fail), tmp_path / "ds")
+    assert load_hf_dataset(tmp_path / "ds")[0]["seed"] == [1000, 1001]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "ds"]
+
+
+def test_evaluate_cli_scores_an_imported_pascal_part_set_skipping_its_ignored_neighbours(tmp_path):
+    """The imported data set holds 255 (other cars); evaluate --data reads it and leaves those pixels out."""
+    from gan_partseg.data.labelled import load_training_set
+    from gan_partseg.labels import IGNORE_INDEX
+
+    ann, img = _pascal_scene(tmp_path, "side", (40, 70), NEIGHBOURS)
+    import_pascal_part(ann, img, tmp_path / "cars", "car", size=36, min_pixels=16, progress=False)
+    _, labels, _, info = load_training_set(tmp_path / "cars")
+    assert (labels == IGNORE_INDEX).any() and len(info["id2label"]) == len(CAR)
+    torch.manual_seed(0)
+    unet = AutoShotSegmenter(AutoShotSegmenterConfig(widths=[4, 8], image_size=16,
+                                                     id2label={i: n for n, i in CAR.items()}))
+    unet.save_pretrained(tmp_path / "unet")
+    assert cli_main(["evaluate", "--segmenter", str(tmp_path / "unet"), "--data", str(tmp_path / "cars"),
+                     "--out", str(tmp_path / "r.json")]) == 0
+    assert json.loads((tmp_path / "r.json").read_text())["n_images"] == 2
+    result = evaluate_segmenter(str(tmp_path / "unet"), tmp_path / "cars")
+    assert sum(map(sum, result["confusion"])) == int((labels != IGNORE_INDEX).sum())  # the ignored count nowhere

@@ -18,6 +18,7 @@ from gan_partseg.images import (
     matching_label,
     tensor_to_uint8,
 )
+from gan_partseg.labels import IGNORE_INDEX
 
 
 def find_id2label(labels_dir) -> dict[int, str]:
@@ -117,9 +118,11 @@ def load_training_set(data: str, drop_uncertain: float = 0.0, uncertainty: str =
     labels = torch.from_numpy(np.stack(ds["label"]).astype(np.int64))
     if labels.shape[-2:] != images.shape[-2:]:
         raise DatasetError(f"{folder}: labels are {tuple(labels.shape[-2:])} but images {tuple(images.shape[-2:])}")
-    bad = int(labels.max()) >= len(info["id2label"]) if len(labels) else False
-    if bad:
-        raise DatasetError(f"{folder}: labels reach class id {int(labels.max())} but id2label defines "
-                           f"{len(info['id2label'])} classes")
+    # IGNORE_INDEX pixels (e.g. other objects in a PASCAL-Part crop) hold no class: the losses and metrics skip them
+    classed = labels[labels != IGNORE_INDEX]
+    top = int(classed.max()) if classed.numel() else 0
+    if top >= len(info["id2label"]):
+        raise DatasetError(f"{folder}: labels reach class id {top} but id2label defines "
+                           f"{len(info['id2label'])} classes (pixel value {IGNORE_INDEX} alone means ignore)")
     seeds = torch.as_tensor(np.asarray(ds["seed"])) if "seed" in ds.column_names else torch.arange(len(images))
     return images, labels, seeds, info

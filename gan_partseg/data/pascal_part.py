@@ -17,6 +17,15 @@ Overlapping part masks are painted largest first, so a small part (a plate on a 
 Each object instance of the class becomes one sample: a square crop around its box (10% margin,
 zero padding outside the photo), resized to ``size`` (bilinear image, nearest labels). ``seed``
 holds a running index; ``source`` the image name and object number.
+
+Other objects in a crop (:func:`crop_labels`) follow the release's ``mat2map.m``, which paints the
+objects in file order so that a later object occludes the earlier ones: a pixel belongs to the *last*
+object whose silhouette (``mask``) covers it (:func:`instance_owner`). An object keeps its part labels
+only where no later object covers it; pixels of an occluder of another class are background (0).
+Pixels that belong to another instance of the *same* class are :data:`~gan_partseg.labels.IGNORE_INDEX`
+(255), not background: another car's wheel is not "no car", and neither training nor ``evaluate`` reads
+255 (on one real file another car filled 2,121 of a crop's 7,396 px). Pixels of objects of other
+classes stay background. The crop box and ``min_pixels`` still use the whole silhouette.
 """
 
 from __future__ import annotations
@@ -31,7 +40,7 @@ from tqdm.auto import tqdm
 
 from gan_partseg.data.export import save_labelled_dataset
 from gan_partseg.errors import ArgumentError, DatasetError
-from gan_partseg.labels import id2label
+from gan_partseg.labels import IGNORE_INDEX, id2label
 
 SCHEMAS: dict[str, dict] = {
     "car": {
@@ -106,6 +115,41 @@ def object_labels(obj: dict, schema: dict, where: str = "") -> np.ndarray:
     return labels
 
 
+def instance_owner(objects: list[dict]) -> np.ndarray:
+    """(H, W) int32 index (into ``objects``) of the object each pixel belongs to, -1 where none does.
+
+    Silhouettes are painted in file order, later over earlier, as ``mat2map.m`` builds its instance map
+    (the release orders the objects so that later ones occlude earlier ones).
+    """
+    shapes = {o["mask"].shape for o in objects}
+    if len(shapes) != 1:
+        raise PascalPartError(f"the objects' masks differ in size ({sorted(shapes)}): not one image's annotation")
+    owner = np.full(shapes.pop(), -1, np.int32)
+    for i, obj in enumerate(objects):
+        owner[obj["mask"]] = i
+    return owner
+
+
+def crop_labels(objects: list[dict], index: int, schema: dict, owner: np.ndarray | None = None,
+                where: str = "") -> np.ndarray:
+    """(H, W) uint8 labels of ``objects[index]`` in its whole image, other objects accounted for.
+
+    Its part labels (:func:`object_labels`) where no later object's silhouette covers it; 0 where a later
+    object does (the occluder's pixels) and elsewhere; :data:`IGNORE_INDEX` where the pixel belongs
+    (:func:`instance_owner`, passed as ``owner`` to reuse it across an image's objects) to another object
+    of the same class. Values in 0 .. len(schema["classes"]) - 1, or 255.
+    """
+    obj = objects[index]
+    owner = instance_owner(objects) if owner is None else owner
+    labels = object_labels(obj, schema, where)
+    labels[owner > index] = 0  # occluded: the later object's pixels, whatever its class
+    same = [j for j, o in enumerate(objects) if j != index and o["class"] == obj["class"]]
+    if same:
+        # a neighbour of the same class is not background; pixels the object itself owns are never in here
+        labels[np.isin(owner, same)] = IGNORE_INDEX
+    return labels
+
+
 def _square_crop(image: np.ndarray, labels: np.ndarray, mask: np.ndarray, margin: float = 0.1):
     ys, xs = np.nonzero(mask)
     y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
@@ -152,11 +196,14 @@ def import_pascal_part(annotations: str | os.PathLike, images: str | os.PathLike
                 image = np.asarray(Image.open(image_path).convert("RGB"))
             except OSError as err:  # UnidentifiedImageError, a truncated file
                 raise PascalPartError(f"{image_path} (annotated by {path}) is not a readable image: {err}") from None
-            for i, obj in wanted:
+            for i, obj in enumerate(objects):  # every object: each one may occlude or neighbour a wanted one
                 if obj["mask"].shape != image.shape[:2]:
                     raise PascalPartError(f"{path}: object {i} mask is {obj['mask'].shape} but the image is "
                                           f"{image.shape[:2]}")
-                crop_i, crop_l = _square_crop(image, object_labels(obj, schema, f"{path} object {i}"), obj["mask"])
+            owner = instance_owner(objects)
+            for i, obj in wanted:
+                labels = crop_labels(objects, i, schema, owner, f"{path} object {i}")
+                crop_i, crop_l = _square_crop(image, labels, obj["mask"])
                 yield {"image": Image.fromarray(crop_i).resize((size, size), Image.BILINEAR),
                        "label": Image.fromarray(crop_l, mode="L").resize((size, size), Image.NEAREST),
                        "seed": n, "source": f"{imname}#{i}"}

@@ -16,6 +16,7 @@ from gan_partseg.hub import resolve_pretrained
 from gan_partseg.images import (
     uint8_to_tensor,
 )
+from gan_partseg.labels import IGNORE_INDEX
 from gan_partseg.models.autoshot import AutoShotSegmenter
 from gan_partseg.models.fewshot import FewShotSegmenter
 
@@ -30,7 +31,8 @@ def evaluate_segmenter(segmenter, data, labels=None, n: int | None = None, batch
     size; a few-shot segmenter reads images at its generator's size through inversion
     (``optimizer_kwargs`` go to the latent optimizer) and is scored at its output size. The set's classes
     must be the segmenter's (same names, same ids); a label folder without id2label.json is read as the
-    segmenter's classes.
+    segmenter's classes. Label pixels :data:`~gan_partseg.labels.IGNORE_INDEX` (255) are skipped
+    (:mod:`gan_partseg.evaluation.metrics`).
     """
     model = _load_segmenter(segmenter)
     t0 = time.time()
@@ -44,7 +46,8 @@ def evaluate_segmenter(segmenter, data, labels=None, n: int | None = None, batch
         notes.append(f"no id2label.json beside {labels}: read as the segmenter's classes")
     else:
         _check_same_classes(model_labels, data_labels, segmenter, data)
-    top = int(targets.max()) if targets.size else 0
+    # ignored pixels (255) hold no class id: not checked here, not scored by the metrics
+    top = int(np.max(targets, where=targets != IGNORE_INDEX, initial=0))
     if top >= len(model_labels):
         raise DatasetError(f"{labels or data} holds class id {top}, but the segmenter has {len(model_labels)} classes "
                            f"(ids 0 to {len(model_labels) - 1}): pass label maps of the segmenter's classes")

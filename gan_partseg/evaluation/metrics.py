@@ -12,6 +12,9 @@ Definitions (docs/method.md section 6; the paper gives no code):
   ground truth carry weight 0. **All classes are included, background too.** Pass
   ``exclude_class=0`` to leave background out of the averages (weighted and mean IoU):
   its pixels still count, so a part predicted on background is still a false positive.
+* **ignored pixels**: ground-truth pixels labelled :data:`gan_partseg.labels.IGNORE_INDEX` (255; e.g.
+  PASCAL-Part's other instances of the class inside a crop) count nowhere: not in the confusion
+  matrix, not in any IoU or weight, whatever is predicted there.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from gan_partseg.labels import IGNORE_INDEX
+
 
 def _as_long(x) -> torch.Tensor:
     t = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x)
@@ -28,10 +33,16 @@ def _as_long(x) -> torch.Tensor:
 
 
 def confusion_matrix(pred, target, n_classes: int) -> torch.Tensor:
-    """(n_classes, n_classes) int64 counts ``cm[true, pred]`` over all pixels of pred / target (same shape)."""
+    """(n_classes, n_classes) int64 counts ``cm[true, pred]`` over the pixels of pred / target (same shape).
+
+    Pixels whose target is :data:`IGNORE_INDEX` are left out (their prediction is not checked either);
+    every other id of either map must lie in [0, n_classes).
+    """
     p, t = _as_long(pred).reshape(-1), _as_long(target).reshape(-1)
     if p.shape != t.shape:
         raise ValueError(f"pred and target must have the same shape, got {tuple(pred.shape)} and {tuple(target.shape)}")
+    keep = t != IGNORE_INDEX
+    p, t = p[keep], t[keep]
     for name, x in (("pred", p), ("target", t)):
         if x.numel() and (x.min() < 0 or x.max() >= n_classes):
             raise ValueError(f"{name} holds class ids outside [0, {n_classes - 1}]: range [{x.min()}, {x.max()}]")
@@ -73,7 +84,7 @@ class SegmentationMetrics:
         self.confusion = torch.zeros(self.n_classes, self.n_classes, dtype=torch.long)
 
     def update(self, pred, target) -> None:
-        """pred, target: (H, W) or (B, H, W) integer class maps."""
+        """pred, target: (H, W) or (B, H, W) integer class maps (target pixels :data:`IGNORE_INDEX` skipped)."""
         p, t = _as_long(pred), _as_long(target)
         if p.ndim == 2:
             p, t = p[None], t[None]

@@ -10,10 +10,12 @@ import torch
 import torch.nn.functional as F
 
 from gan_partseg.errors import ArgumentError
+from gan_partseg.labels import IGNORE_INDEX
 
 LOSSES = ("ce", "balanced-ce", "ce+dice", "balanced-ce+dice")
-IGNORE = 255
-"""Label id of pixels no loss reads (e.g. the boundary band); ``evaluate`` skips it as well."""
+IGNORE = IGNORE_INDEX
+"""Label id of pixels no loss reads (the boundary band, an imported set's other instances): the one
+:data:`gan_partseg.labels.IGNORE_INDEX`, which ``evaluate`` skips as well (named here for the trainers)."""
 
 
 def check_loss(loss: str) -> None:
