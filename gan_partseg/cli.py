@@ -49,7 +49,7 @@ FLAG_HELP = {
     "out": "output folder",
     "init_from": "start a new run from this checkpoint folder of another run (same architecture; "
                  "training settings such as --r1 may differ; --resume continues the fork without it)",
-    "output_size": "logit resolution (default: the generator's size)",
+    "output_size": "logit resolution (default: the generator's size); shot labels are resized to it (nearest)",
     "cache_dtype": "float32 | bfloat16 | float16: the cached shot activations (bfloat16 halves the cache; "
                    "the head still computes in float32)",
     "mixed_precision": "no | fp16 | bf16 (GPUs; bf16 also on CPUs with AVX-512 BF16, 1.5x faster per step)",
@@ -529,7 +529,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=_count(1), default=5000, help="number of samples (seeds 0 .. n-1)")
     p.add_argument("--shard-size", type=_count(1), default=500)
     p.add_argument("--truncation", type=float, default=TRUNCATION["data"], help=TRUNCATION_HELP)
-    p.add_argument("--batch-size", type=_count(1), default=16)
+    p.add_argument("--batch-size", type=_count(1), default=None,
+                   help="images per batch (default: as many as fit in about 2 GiB of activations, at most 16)")
     p.set_defaults(func=_cmd_make_dataset)
 
     p = sub.add_parser("train-autoshot", help="train the auto-shot U-Net on a generated (or labelled) data set (resumable)")

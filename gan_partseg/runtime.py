@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import hashlib
 import os
 import sys
@@ -32,20 +31,23 @@ def keep_freed_memory() -> bool:
     threshold (at most 32 MiB) with a fresh ``mmap`` and unmaps them on free, so each large tensor pays a
     page fault per 4 KiB page, zero-filled by the kernel, on every forward. At 256 px config-f this made
     a batch of 4 slower per image than a batch of 1 (``benchmarks/generator.py``). Serving every block
-    from the heap and never trimming it is what PyTorch's CUDA caching allocator does on the GPU: the
-    process keeps its peak (the same peak it reaches anyway) and later forwards reuse it. Applies only on
-    Linux with glibc; set ``GAN_PARTSEG_KEEP_MEMORY=0`` to leave malloc alone. Call it once, early: the CLI
-    does; scripts that import the package may.
+    from the heap, and trimming its top only past 2 GiB free, is what PyTorch's CUDA caching allocator does
+    on the GPU: later forwards reuse the blocks. The cost: freed blocks are not returned between layers, so
+    the peak is higher (at 256 px, batch 4: 1.3 GiB against 0.76; ``docs/results.md``). Applies to the
+    whole process, only on Linux with glibc; ``GAN_PARTSEG_KEEP_MEMORY=0`` leaves malloc alone. Call it once,
+    early: the CLI does; scripts that import the package may.
     """
     if os.environ.get(KEEP_MEMORY_ENV, "1") == "0" or not sys.platform.startswith("linux"):
         return False
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):  # musl and other libcs have no mallopt
+        mallopt = ctypes.CDLL(None).mallopt  # the C library already loaded; musl and others have no mallopt
+    except (OSError, AttributeError):
         return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     m_trim_threshold, m_mmap_max = -1, -4  # <malloc.h>
-    return bool(mallopt(m_mmap_max, 0)) and bool(mallopt(m_trim_threshold, 2**31 - 1))
+    if not mallopt(m_trim_threshold, 2**31 - 1):
+        return False
+    return bool(mallopt(m_mmap_max, 0))  # False: trimming alone is off, which changes nothing measurable
 
 
 def world_size() -> int:

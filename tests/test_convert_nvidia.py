@@ -530,8 +530,18 @@ def test_conv_clamp_clamps_where_nvidia_does_and_none_changes_nothing(tiny_gener
     d = StyleGAN2Discriminator(StyleGAN2DiscriminatorConfig(size=32, channels=TINY_CHANNELS, conv_clamp=0.25))
     d.load_state_dict(tiny_discriminator.state_dict())
     images = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    clamped_layers = [tiny_discriminator.convs[0], tiny_discriminator.final_conv]
+    clamped_layers += [c for block in tiny_discriminator.convs[1:] for c in (block.conv1, block.conv2)]  # not .skip
+    handles = [m.register_forward_hook(lambda _m, _i, out: out.clamp(-0.25, 0.25)) for m in clamped_layers]
     with torch.no_grad():
-        assert not torch.allclose(d.eval()(images).logits, tiny_discriminator(images).logits, atol=1e-4)
+        try:
+            ref = tiny_discriminator(images).logits  # NVIDIA's placement, on the unclamped D with hooks
+        finally:
+            for h in handles:
+                h.remove()
+        logits = d.eval()(images).logits
+        assert torch.allclose(logits, ref, atol=1e-6)
+        assert not torch.allclose(logits, tiny_discriminator(images).logits, atol=1e-4)
         assert float(d.convs[0](images).abs().max()) <= 0.25
     for bad in (-1, float("inf"), "256", True):
         with pytest.raises(ValueError, match="conv_clamp must be None"):
@@ -674,3 +684,39 @@ def test_codecs_encode_is_only_latin1_text(tmp_path):
     (tmp_path / "rot.pkl").write_bytes(b"\x80\x02c_codecs\nencode\nX\x03\x00\x00\x00abcX\x06\x00\x00\x00rot_13\x86R.")
     with pytest.raises(CheckpointError, match=r"refused _codecs.encode\(str, 'rot_13'\)"):
         load_nvidia_pickle(tmp_path / "rot.pkl")
+
+
+def test_numpy_values_are_plain_numbers_only_and_a_forged_dtype_is_refused(tmp_path):
+    """A dtype's BUILD state can declare object fields with flags that say it holds none; numpy would then read
+    object pointers from the file's bytes. Object arrays, structured dtypes and forged states are refused."""
+    import io
+
+    from gan_partseg.convert.nvidia import _check_numpy_build, _find_class
+    from gan_partseg.convert.unpickle import restricted_load
+
+    def load(raw: bytes):
+        return restricted_load(io.BytesIO(raw), _find_class, check_build=_check_numpy_build)
+
+    ok = load(pickle.dumps({"a": np.arange(6, dtype=np.int16).reshape(2, 3), "s": np.float32(2.5),
+                            "d": np.dtype(">u4"), "b": np.bool_(False)}, protocol=2))
+    assert ok["a"].dtype == np.int16 and ok["a"].tolist() == [[0, 1, 2], [3, 4, 5]] and ok["s"] == np.float32(2.5)
+    assert ok["d"] == np.dtype(">u4") and ok["b"] is np.False_
+    assert np.dtype("f8").names is None  # numpy's own dtype objects were never touched by a BUILD
+    refused = {"object array": np.array([1, "x"], dtype=object), "structured": np.zeros(2, dtype=[("a", "f4")]),
+               "text": np.str_("x")}
+    for what, value in refused.items():
+        with pytest.raises(CheckpointError, match="refused a NumPy"):
+            load(pickle.dumps(value, protocol=2))
+    # dtype('f8') rebuilt with a state naming fields (the forged file's shape): refused, whatever the field's dtype
+    def forged(field_spec: bytes) -> bytes:
+        return (b"\x80\x02cnumpy\ndtype\nX\x02\x00\x00\x00f8\x89\x88\x87R"
+                b"(K\x03X\x01\x00\x00\x00|NX\x01\x00\x00\x00a\x85}X\x01\x00\x00\x00a"
+                b"cnumpy\ndtype\nX\x02\x00\x00\x00" + field_spec + b"\x89\x88\x87RK\x00\x86sK\x08K\x01K\x00tb.")
+
+    with pytest.raises(CheckpointError, match="refused a NumPy dtype 'O8'"):
+        load(forged(b"O8"))
+    with pytest.raises(CheckpointError, match=r"refused a NumPy dtype state \(fields"):
+        load(forged(b"f8"))
+    (tmp_path / "forged.pkl").write_bytes(forged(b"f8"))
+    with pytest.raises(CheckpointError, match="refused a NumPy dtype state"):
+        load_nvidia_pickle(tmp_path / "forged.pkl")

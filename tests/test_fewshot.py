@@ -126,6 +126,29 @@ def test_training_on_one_shot_overfits_it(tiny_generator, tmp_path, head, steps)
     assert "generator" not in " ".join(loaded.state_dict())
 
 
+def test_shots_at_the_generator_size_train_a_head_of_a_smaller_output(tiny_generator, tmp_path):
+    """The paper's setting: shots painted at the generator's size (1024 px), logits at 512 px. Labels are resized
+    (nearest) to the output size, ignored pixels (255) included."""
+    import torch.nn.functional as F
+
+    from gan_partseg.data.shots import read_shots
+    from gan_partseg.labels import IGNORE_INDEX
+
+    ((w, noise, lab),) = _make_shots(tiny_generator, tmp_path / "shots")
+    unsure = lab.copy()
+    unsure[:8, :8] = IGNORE_INDEX  # a corner the user left unlabelled: not trained on, not an error
+    Image.fromarray(unsure, mode="L").save(tmp_path / "shots" / "labels" / "s0.png")
+    assert (read_shots(tmp_path / "shots")[0][0].labels == IGNORE_INDEX).sum() == 64
+    model = train_fewshot(TrainFewShotConfig(generator="tiny", shots=str(tmp_path / "shots"), head="mlp-1",
+                                             steps=300, output_size=16), generator=tiny_generator, progress=False)
+    pred = model.segment_latents(w, noise).labels
+    assert pred.shape[-2:] == (16, 16) and model.config.output_size == 16
+    small = F.interpolate(torch.from_numpy(lab)[None, None].float(), size=(16, 16), mode="nearest-exact")[0, 0]
+    assert evaluate_arrays(pred.numpy(), small.long().numpy()[None], 3)["mean_iou"] > 0.85
+    assert np.array_equal(small.numpy(), lab[1::2, 1::2])  # 2x down: source pixel 2i+1, as PIL's NEAREST picks
+    assert np.array_equal(np.asarray(Image.fromarray(lab).resize((16, 16), Image.NEAREST)), lab[1::2, 1::2])
+
+
 def test_training_is_deterministic_with_a_seed(tiny_generator, tmp_path):
     _make_shots(tiny_generator, tmp_path / "shots", n=2)
     cfg = TrainFewShotConfig(generator="tiny", shots=str(tmp_path / "shots"), head="mlp-1", steps=10,

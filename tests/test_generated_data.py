@@ -98,3 +98,37 @@ def test_two_processes_cover_each_seed_once(segmenter_dir, tmp_path):
     single = make_dataset(segmenter_dir, tmp_path / "single", n=10, shard_size=3, progress=False)
     ref = load_generated_dataset(single)[0]
     assert dict(zip(ref["seed"], ref["entropy"])) == pytest.approx(dict(zip(ds["seed"], ds["entropy"])))
+
+
+def test_logits_smaller_than_the_generator_give_pairs_of_one_size_and_the_batch_fits_its_budget(tiny_generator, tmp_path):
+    """The paper's setting (1024 px generator, 512 px logits): images are stored at the logits' size, so the U-Net
+    trains on aligned pairs; the default batch follows the activations' size."""
+    from gan_partseg.data.labelled import load_training_set
+    from gan_partseg.jobs.generated import auto_batch_size
+    from gan_partseg.models.fewshot import FewShotSegmenter, FewShotSegmenterConfig
+    from gan_partseg.models.heads import parse_head
+
+    tiny_generator.save_pretrained(tmp_path / "gen")
+    torch.manual_seed(0)
+    seg = FewShotSegmenter(FewShotSegmenterConfig.for_generator(tiny_generator, str(tmp_path / "gen"),
+                                                                {0: "a", 1: "b"}, output_size=16))
+    seg.save_pretrained(tmp_path / "seg")
+    out = make_dataset(str(tmp_path / "seg"), tmp_path / "ds", n=3, shard_size=3, progress=False)
+    images, labels, _, _ = load_training_set(out)  # what train-autoshot reads: refused if the sizes differ
+    assert images.shape[-2:] == labels.shape[-2:] == (16, 16)
+    # a set begun before images were stored at the output size is not resumed into a mix of sizes
+    info = json.loads((out / "dataset.json").read_text())
+    del info["images_at_output_size"]
+    (out / "dataset.json").write_text(json.dumps(info))
+    with pytest.raises(OutputError, match="older make-dataset that stored 32 px images"):
+        make_dataset(str(tmp_path / "seg"), out, n=3, shard_size=3, progress=False)
+    seg.set_generator(tiny_generator)
+    features_only = 4 * sum(c * r * r for c, r in tiny_generator.feature_shapes().values())  # a lower bound per image
+    budget = 2**21
+    assert 1 < auto_batch_size(seg, budget=budget) < budget // features_only and auto_batch_size(seg, budget=1) == 1
+    assert auto_batch_size(seg) == 16  # small models: the cap
+    # an ensemble holds ten members' maps at the output size: fewer images fit the same budget
+    ens = FewShotSegmenter(FewShotSegmenterConfig.for_generator(tiny_generator, "tiny", {0: "a", 1: "b"},
+                                                                output_size=16, **parse_head("ensemble-10")))
+    ens.set_generator(tiny_generator)
+    assert auto_batch_size(ens, budget=budget) < auto_batch_size(seg, budget=budget)

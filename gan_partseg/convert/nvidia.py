@@ -15,10 +15,12 @@ globals, and none of them executes anything from the file:
   read by ``torch.load(weights_only=True)``;
 * plain containers (``collections.OrderedDict``, ``builtins.set``), ``dnnlib.util.EasyDict``
   (read as a dict), ``copyreg._reconstructor`` for stand-ins of ``torch.nn`` containers;
-* NumPy arrays, scalars and dtypes exactly as numpy 1.x pickled them (``numpy.core.multiarray._reconstruct`` /
-  ``scalar``, ``numpy.ndarray``, ``numpy.dtype``; numpy 2's ``numpy._core`` spelling too), resolved to the
-  installed numpy's own reconstructors: the published pickles (torch 1.7-1.9, numpy 1.x) hold such values
-  in every layer's state (``weight_gain``, ``act_gain``) and in ``training_set_kwargs`` / ``augment_pipe``;
+* NumPy arrays, scalars and dtypes as numpy 1.x pickled them (``numpy.core.multiarray._reconstruct`` /
+  ``scalar``, ``numpy.ndarray``, ``numpy.dtype``; numpy 2's ``numpy._core`` spelling too), of plain numeric
+  dtypes only, through checked stand-ins for numpy's reconstructors (a forged dtype state could otherwise
+  declare object fields and have raw file bytes read as object pointers): the published pickles (torch
+  1.7-1.9, numpy 1.x) hold such values in every layer's state (``weight_gain``, ``act_gain``) and in
+  ``training_set_kwargs`` / ``augment_pipe``;
 * ``_codecs.encode`` for latin-1 text only, which is how protocol 2 writes ``bytes`` (nothing else is encoded).
 
 The pickle is read by :func:`gan_partseg.convert.unpickle.restricted_load`, an opcode interpreter
@@ -120,15 +122,75 @@ _NUMPY = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", 
           ("numpy._core.multiarray", "scalar")}
 
 
-def _numpy_global(name: str) -> Any:
-    """The installed numpy's ``name`` (``_reconstruct``, ``scalar``, ``ndarray``, ``dtype``), whichever spelling the
-    pickle used: ``numpy.core`` is only a deprecation shim in numpy 2, ``numpy._core`` absent from older 1.x."""
+def _numpy_core(name: str) -> Any:
+    """The installed numpy's ``_reconstruct`` / ``scalar``, whichever spelling the pickle used: ``numpy.core`` is only a
+    deprecation shim in numpy 2, ``numpy._core`` absent from older 1.x."""
     import numpy
 
-    if name in ("ndarray", "dtype"):
-        return getattr(numpy, name)
     core = "numpy._core.multiarray" if int(numpy.__version__.split(".")[0]) >= 2 else "numpy.core.multiarray"
     return getattr(importlib.import_module(core), name)
+
+
+#: bool, signed / unsigned integers, floats, complex: dtypes whose values are plain bytes, never object pointers
+_PLAIN_KINDS = frozenset("biufc")
+
+
+def _refuse_numpy(what: str) -> CheckpointError:
+    return CheckpointError(f"refused a NumPy {what}: only plain numeric dtypes (bool, int, uint, float, complex) are "
+                           "read from a pickle; nothing from the pickle was executed")
+
+
+def _plain_dtype(spec: Any, align: Any = False, copy: Any = False) -> Any:
+    """``numpy.dtype(spec, align, copy)`` for plain numeric specs only (``"f4"``, ``"i8"``, ``"b1"`` ...).
+
+    Why not numpy's own: a dtype's BUILD state can declare object fields while its flags say it holds none,
+    and arrays or scalars of it then read Python object pointers from the file (a crash at best)."""
+    import numpy
+
+    if not isinstance(spec, str) or not re.fullmatch(r"[<>|=]?[biufc?]\d{0,2}", spec):
+        raise _refuse_numpy(f"dtype {spec!r}")
+    dt = numpy.dtype(spec)
+    if dt.kind not in _PLAIN_KINDS:
+        raise _refuse_numpy(f"dtype {spec!r}")
+    return numpy.dtype(spec, bool(align), True)  # always a copy: BUILD must never touch numpy's own dtype objects
+
+
+def _check_numpy_build(inst: Any, state: Any) -> None:
+    """Refuse BUILD states that would make a plain dtype or array hold anything but plain numbers."""
+    import numpy
+
+    if isinstance(inst, numpy.dtype):
+        # (version, byteorder, subarray, names, fields, elsize, alignment, flags[, metadata])
+        plain = (isinstance(state, tuple) and len(state) in (8, 9) and state[2] is None and state[3] is None
+                 and state[4] is None and state[7] == 0 and state[1] in ("<", ">", "|", "="))
+        if not plain or inst.kind not in _PLAIN_KINDS:
+            raise _refuse_numpy("dtype state (fields, subarrays or flags)")
+    elif isinstance(inst, numpy.ndarray):
+        # (version, shape, dtype, is_fortran, raw bytes); a list instead of bytes is how object arrays pickle
+        if not (isinstance(state, tuple) and len(state) == 5 and isinstance(state[2], numpy.dtype)
+                and state[2].kind in _PLAIN_KINDS and isinstance(state[4], bytes)):
+            raise _refuse_numpy("array state (an object array, or a dtype not read as plain)")
+
+
+def _plain_reconstruct(subtype: Any, shape: Any, dtype_code: Any) -> Any:
+    """numpy's ``_reconstruct`` for a plain ``ndarray`` (its data arrives in the BUILD state)."""
+    import numpy
+
+    if subtype is not numpy.ndarray:
+        raise _refuse_numpy(f"array subtype {subtype!r}")
+    return _numpy_core("_reconstruct")(subtype, shape, dtype_code)
+
+
+def _plain_scalar(dtype: Any, raw: Any = None) -> Any:
+    """numpy's ``scalar(dtype, raw bytes)`` for a plain dtype (an object dtype would take a Python object)."""
+    import numpy
+
+    if not isinstance(dtype, numpy.dtype) or dtype.kind not in _PLAIN_KINDS or not isinstance(raw, bytes):
+        raise _refuse_numpy("scalar (not plain bytes of a plain dtype)")
+    return _numpy_core("scalar")(dtype, raw)
+
+
+_NUMPY_GLOBALS = {"_reconstruct": _plain_reconstruct, "scalar": _plain_scalar, "dtype": _plain_dtype}
 
 
 def _latin1_encode(text: Any, encoding: str = "utf-8", *_: Any) -> bytes:
@@ -156,8 +218,10 @@ def _allowed(module: str, name: str) -> Any:
     }
     if (module, name) in table:
         return table[(module, name)]
-    if (module, name) in _NUMPY:  # they only build arrays, scalars and dtypes from the raw bytes they are given
-        return _numpy_global(name)
+    if (module, name) in _NUMPY:  # checked stand-ins: plain numeric dtypes, arrays and scalars from raw bytes only
+        import numpy
+
+        return numpy.ndarray if name == "ndarray" else _NUMPY_GLOBALS[name]
     if module.startswith("torch.nn.modules.") and re.fullmatch(r"[A-Z]\w*", name):
         return _module_stand_in(name)  # data only: never the real class
     if module == "torch" and re.fullmatch(r"\w+Storage|float\d*|bfloat16|half|int\d+|uint8|bool", name):
@@ -185,7 +249,7 @@ def load_nvidia_pickle(path: str | os.PathLike) -> dict:
         raise MissingFileError(f"pickle not found: {path}")
     try:
         with open(path, "rb") as f:
-            data = restricted_load(f, _find_class)
+            data = restricted_load(f, _find_class, check_build=_check_numpy_build)
     except CheckpointError:
         raise
     except Exception as err:  # truncated, not a pickle, a torch zip file, a refused opcode (UnpicklingRefused) ...

@@ -20,8 +20,12 @@ class UnpicklingRefused(ValueError):
 _PY2_MODULES = {"__builtin__": "builtins", "copy_reg": "copyreg"}
 
 
-def restricted_load(f: BinaryIO, find_class: Callable[[str, str], Any]) -> Any:
-    """Read one pickle from ``f``; globals come from ``find_class`` (None -> :class:`UnpicklingRefused`)."""
+def restricted_load(f: BinaryIO, find_class: Callable[[str, str], Any],
+                    check_build: Callable[[Any, Any], None] | None = None) -> Any:
+    """Read one pickle from ``f``; globals come from ``find_class`` (None -> :class:`UnpicklingRefused`).
+
+    ``check_build(inst, state)`` runs before every BUILD opcode applies ``state`` to ``inst`` and raises to refuse
+    it: an allowed class whose ``__setstate__`` trusts its state (numpy's dtype) is checked there."""
     read = f.read
     stack: list = []
     marks: list[int] = []
@@ -52,6 +56,8 @@ def restricted_load(f: BinaryIO, find_class: Callable[[str, str], Any]) -> Any:
         return found
 
     def build(inst: Any, state: Any) -> None:
+        if check_build is not None:
+            check_build(inst, state)
         setstate = getattr(inst, "__setstate__", None)
         if setstate is not None and not isinstance(inst, type):
             setstate(state)

@@ -115,12 +115,14 @@ def load_training_set(data: str, drop_uncertain: float = 0.0, uncertainty: str =
     if arrays.ndim != 4 or arrays.shape[-1] != 3:
         raise DatasetError(f"{folder}: images must all be RGB of one size, got an array of shape {arrays.shape}")
     images = torch.from_numpy(arrays).permute(0, 3, 1, 2).float() / 127.5 - 1
-    labels = torch.from_numpy(np.stack(ds["label"]).astype(np.int64))
+    raw = np.stack(ds["label"])
+    # IGNORE_INDEX pixels (e.g. other objects in a PASCAL-Part crop) hold no class: the losses and metrics skip them.
+    # Checked on the uint8 stack (a one-byte mask), not on an int64 copy of every label
+    top = int(np.max(raw, where=raw != IGNORE_INDEX, initial=0)) if raw.size else 0
+    labels = torch.from_numpy(raw.astype(np.int64))
+    del raw
     if labels.shape[-2:] != images.shape[-2:]:
         raise DatasetError(f"{folder}: labels are {tuple(labels.shape[-2:])} but images {tuple(images.shape[-2:])}")
-    # IGNORE_INDEX pixels (e.g. other objects in a PASCAL-Part crop) hold no class: the losses and metrics skip them
-    classed = labels[labels != IGNORE_INDEX]
-    top = int(classed.max()) if classed.numel() else 0
     if top >= len(info["id2label"]):
         raise DatasetError(f"{folder}: labels reach class id {top} but id2label defines "
                            f"{len(info['id2label'])} classes (pixel value {IGNORE_INDEX} alone means ignore)")

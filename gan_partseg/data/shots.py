@@ -4,7 +4,8 @@ Layout (the same ``images/`` + ``labels/`` + ``id2label.json`` as the PNG export
 
     SHOTS/id2label.json              {"0": "background", "1": "skin", ...}
     SHOTS/images/NAME.png            RGB image the generator drew at this latent (H x W = generator size)
-    SHOTS/labels/NAME.png            class ids, mode "L" (pixel value = class id); all 0 = not painted yet
+    SHOTS/labels/NAME.png            class ids, mode "L" (pixel value = class id); all 0 = not painted yet;
+                                     255 (labels.IGNORE_INDEX) = left unlabelled: not trained on
     SHOTS/latents/NAME.safetensors   "latent": (1, style_dim) W or (1, n_latent, style_dim) W+,
                                      "noise_0" ... "noise_{L-1}": (1, 1, r, r) noise maps;
                                      metadata {"generator": name, "space": "w" | "w+"}
@@ -29,6 +30,7 @@ from safetensors.torch import save
 from gan_partseg.errors import ShotsError
 from gan_partseg.files import atomic_write_bytes, atomic_write_text
 from gan_partseg.images import save_image
+from gan_partseg.labels import IGNORE_INDEX
 
 
 @dataclass
@@ -149,11 +151,11 @@ def read_shots(folder: str | Path, allow_empty: bool = False) -> tuple[list[Shot
         if labels.shape != image.shape[:2]:
             raise ShotsError(f"{lab_path} is {labels.shape[1]}x{labels.shape[0]} but its image is "
                              f"{image.shape[1]}x{image.shape[0]}")
-        bad = np.setdiff1d(np.unique(labels), list(id2label))
+        bad = np.setdiff1d(np.unique(labels), [*id2label, IGNORE_INDEX])  # 255: left unlabelled, not trained on
         if bad.size:
             raise ShotsError(f"{lab_path} holds class ids {bad.tolist()} that id2label.json does not define "
-                             f"(known: {sorted(id2label)})")
-        if not allow_empty and not labels.any():
+                             f"(known: {sorted(id2label)}; {IGNORE_INDEX} marks pixels to leave out)")
+        if not allow_empty and not ((labels != 0) & (labels != IGNORE_INDEX)).any():
             raise ShotsError(f"{lab_path} is all background: paint the parts first (or remove the shot)")
         try:
             with safe_open(str(lat_path), framework="pt") as f:

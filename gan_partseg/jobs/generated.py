@@ -41,7 +41,34 @@ def _describe(segmenter_name: str, segmenter: FewShotSegmenter, n: int, shard_si
             "weights": weights_fingerprint(segmenter, segmenter.generator),
             "n": n, "shard_size": shard_size, "truncation": truncation,
             "id2label": {str(k): v for k, v in segmenter.id2label.items()},
-            "image_size": segmenter.config.output_size, "head": segmenter.config.head}
+            "image_size": segmenter.config.output_size, "images_at_output_size": True, "head": segmenter.config.head}
+
+
+#: what one make-dataset batch may hold of activations (the generator's features + the head's maps at the output
+#: size); at 1024 px config-f with mlp-1 at 512 px that is 2 images, at the embedded 64 px the cap
+BATCH_BUDGET_BYTES = 2 * 2**30
+MAX_AUTO_BATCH = 16
+
+
+def head_channels_at_output(segmenter: FewShotSegmenter) -> int:
+    """Float32 channels per output pixel the head holds at once while labelling: its projection (the summed
+    accumulator and the activation), its widest later layer, and the logits, their mean and the softmax of every
+    ensemble member."""
+    head = segmenter.head
+    body = max((m.out_channels for m in head.body.modules() if isinstance(m, torch.nn.Conv2d)), default=0)
+    return 2 * head.project.weight.shape[0] + body + 3 * head.n_classes * head.ensemble_size
+
+
+def auto_batch_size(segmenter: FewShotSegmenter, budget: int = BATCH_BUDGET_BYTES, cap: int = MAX_AUTO_BATCH) -> int:
+    """Images per batch so that one batch's float32 activations stay within ``budget`` bytes (1 .. ``cap``).
+
+    Per image: every synthesis layer's activation (what the head reads) plus :func:`head_channels_at_output` at the
+    output size. Why: at 1024 px a fixed batch of 16 peaked at 21 GiB (benchmarks/full_size.py); speed gains
+    little past a few images per batch (benchmarks/make_dataset.py).
+    """
+    shapes = segmenter.generator.feature_shapes().values()
+    per_image = 4 * (sum(c * r * r for c, r in shapes) + head_channels_at_output(segmenter) * segmenter.config.output_size ** 2)
+    return max(1, min(cap, budget // per_image))
 
 
 @torch.no_grad()
@@ -57,7 +84,11 @@ def generate_rows(segmenter: FewShotSegmenter, seeds: list[int], truncation: flo
         conf = prob.max(1).values.mean((1, 2))
         ent = -(prob * prob.clamp_min(1e-12).log()).sum(1).mean((1, 2))
         dis = disagreement(out.member_logits).mean((1, 2)) if out.member_logits is not None else torch.zeros_like(ent)
-        images = tensor_to_uint8(out.images)
+        images = out.images
+        if images.shape[-1] != out.labels.shape[-1]:  # logits smaller than the generator (1024 px -> 512): one size
+            images = F.interpolate(images, size=tuple(out.labels.shape[-2:]), mode="bilinear", antialias=True,
+                                   align_corners=False)
+        images = tensor_to_uint8(images)
         labels = out.labels.to(torch.uint8).cpu().numpy()
         for j, s in enumerate(chunk):
             rows.append({"image": png_cell(images[j]), "label": png_cell(labels[j], mode="L"), "seed": int(s),
@@ -66,16 +97,24 @@ def generate_rows(segmenter: FewShotSegmenter, seeds: list[int], truncation: flo
 
 
 def make_dataset(segmenter_name: str, out: str | os.PathLike, n: int = 5000, shard_size: int = 500,
-                 truncation: float = TRUNCATION["data"], batch_size: int = 16, progress: bool = True) -> Path:
-    """Write (or finish) the data set; returns its folder. Runs under ``accelerate launch`` as is."""
+                 truncation: float = TRUNCATION["data"], batch_size: int | None = None, progress: bool = True) -> Path:
+    """Write (or finish) the data set; returns its folder. Runs under ``accelerate launch`` as is.
+
+    Images are stored at the segmenter's output size (resized, antialiased, where that is below the generator's),
+    so every pair has one size. ``batch_size`` None: :func:`auto_batch_size`. Each seed has its own latent and
+    noise, so the batch size changes a sample only by float rounding, and a run may resume with another.
+    """
     import datasets
 
-    check_count("n", n), check_count("shard_size", shard_size), check_count("batch_size", batch_size)
+    check_count("n", n), check_count("shard_size", shard_size)
+    if batch_size is not None:
+        check_count("batch_size", batch_size)
     accelerator = make_accelerator()
     out = Path(out)
     segmenter = FewShotSegmenter.from_pretrained(segmenter_name).eval()
     segmenter.to(accelerator.device)
     segmenter.generator.to(accelerator.device)
+    batch_size = batch_size or auto_batch_size(segmenter)
     description = _describe(segmenter_name, segmenter, n, shard_size, truncation)
     info_path = out / "dataset.json"
     if info_path.exists():
@@ -84,6 +123,10 @@ def make_dataset(segmenter_name: str, out: str | os.PathLike, n: int = 5000, sha
         except (ValueError, UnicodeDecodeError) as err:
             raise OutputError(f"{info_path} is not valid JSON ({err}): --out holds a damaged data set; choose a new "
                               "--out folder (or remove that one)") from None
+        gen_size, out_size = segmenter.generator.config.size, segmenter.config.output_size
+        if gen_size != out_size and not existing.get("images_at_output_size"):  # its shards hold gen_size px images
+            raise OutputError(f"{out} was begun by an older make-dataset that stored {gen_size} px images beside "
+                              f"{out_size} px labels; use a new --out folder")
         keys = ("format", "segmenter", "weights", "n", "shard_size", "truncation")
         diff = [k for k in keys if existing.get(k) != description[k]]
         if diff:

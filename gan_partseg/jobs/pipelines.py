@@ -26,6 +26,7 @@ from gan_partseg.images import (
     uint8_to_tensor,
 )
 from gan_partseg.inversion.latent_optimizer import LatentOptimizer
+from gan_partseg.labels import IGNORE_INDEX
 from gan_partseg.models.stylegan2 import StyleGAN2Generator
 
 
@@ -55,7 +56,7 @@ def make_shots(generator: StyleGAN2Generator, generator_name: str, images, label
     paths, batch, notes = load_folder(images, size)
     label_maps = [load_label_map(matching_label(labels, p), size) for p in paths]
     for p, lab in zip(paths, label_maps):
-        bad = np.setdiff1d(np.unique(lab), list(id2label))
+        bad = np.setdiff1d(np.unique(lab), [*id2label, IGNORE_INDEX])  # 255 (ignore) passes through to the shot
         if bad.size:
             raise ImageError(f"{matching_label(labels, p)} holds class ids {bad.tolist()} outside id2label")
     res = LatentOptimizer(generator, **optimizer_kwargs).invert(batch)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from gan_partseg.cards import fewshot_card
 from gan_partseg.data.shots import Shot, ShotsError, check_shots_fit, read_shots
@@ -47,7 +48,7 @@ class TrainFewShotConfig:
     batch: int = 1
     augment: str = "none"
     seed: int = 0
-    output_size: int | None = None
+    output_size: int | None = None  # None: the generator's size; shot labels are resized to it (nearest)
     checkpoint_body: bool = False
     #: dtype of the cached shot activations: bfloat16 / float16 halve the cache (at the paper's setting 501 MiB
     #: per shot), the head still computes in float32 (benchmarks/fewshot_head.py)
@@ -115,8 +116,10 @@ def train_fewshot(cfg: TrainFewShotConfig, generator: StyleGAN2Generator | None 
     size = cfg.output_size or generator.config.size
     labels = torch.from_numpy(np.stack([s.labels for s in shot_list])).long()
     if labels.shape[-1] != size:
-        raise ShotsError(f"labels are {labels.shape[-1]} px but the segmenter outputs {size} px; "
-                         "pass an output_size equal to the label size")
+        # the paper's setting: shots painted at the generator's 1024 px, logits at 512 px. Nearest keeps ids exact
+        # (255 = ignore too); "nearest-exact" samples at pixel centres (source pixel 2i+1 at 2x), as PIL's NEAREST
+        # does when evaluate resizes a truth map, so training and scoring see the same labels.
+        labels = F.interpolate(labels[:, None].float(), size=(size, size), mode="nearest-exact")[:, 0].long()
 
     accelerator = make_accelerator(mixed_precision=cfg.mixed_precision)
     torch.manual_seed(cfg.seed)
