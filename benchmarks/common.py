@@ -10,9 +10,11 @@ writes benchmarks/results/generator.json (the payload with an ``environment`` en
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import platform
 import subprocess
+import sys
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -48,8 +50,6 @@ def environment_line(env: dict) -> str:
 def write_results(name: str, payload: dict | list, markdown: str) -> dict:
     """``results/NAME.json`` (payload + environment; a list payload becomes {"rows": list}) and
     ``results/NAME.md`` (the environment line under the markdown's first line). Returns the environment."""
-    import json
-
     from gan_partseg.files import atomic_write_text
 
     env = environment()
@@ -60,3 +60,15 @@ def write_results(name: str, payload: dict | list, markdown: str) -> dict:
     atomic_write_text(RESULTS / f"{name}.json", json.dumps(payload, indent=2))
     atomic_write_text(RESULTS / f"{name}.md", f"{title}\n\n{environment_line(env)}\n{rest.rstrip()}\n")
     return env
+
+
+def run_row(script: str, spec: str, label: str, env: dict | None = None) -> dict | None:
+    """Run ``python SCRIPT --row SPEC`` in a fresh process and return the JSON row it prints last (None, said on
+    stdout, when it fails): each row's time and peak memory are then its own."""
+    res = subprocess.run([sys.executable, script, "--row", spec], capture_output=True, text=True, env=env)
+    if res.returncode != 0:
+        print(f"{label}: failed: {res.stderr.strip().splitlines()[-1:]}", flush=True)
+        return None
+    row = json.loads(res.stdout.strip().splitlines()[-1])
+    print(json.dumps(row), flush=True)
+    return row

@@ -25,13 +25,11 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from common import write_results
+from common import run_row, write_results
 
 PATHS = ("list", "streaming")
 LABELS = {"list": "list + from_list (old, baseline)", "streaming": "streaming (new)"}
@@ -199,13 +197,9 @@ def main() -> None:
         env = {**os.environ, "OMP_NUM_THREADS": "1"}
         for n in counts:
             for path in PATHS:
-                res = subprocess.run([sys.executable, __file__, "--row", f"{path}|{n}|{root}|{args.size}"],
-                                     capture_output=True, text=True, env=env)
-                if res.returncode != 0:
-                    print(f"{path} {n}: failed: {res.stderr.strip().splitlines()[-1:]}", flush=True)
-                    continue
-                rows.append(json.loads(res.stdout.strip().splitlines()[-1]))
-                print(json.dumps(rows[-1]), flush=True)
+                row = run_row(__file__, f"{path}|{n}|{root}|{args.size}", f"{path} {n}", env)
+                if row is not None:
+                    rows.append(row)
     table = format_table(rows)
     print(table)
     meta = {"counts": counts, "size": args.size, "source_size": args.source_size, "mask_size": MASK_SIZE,

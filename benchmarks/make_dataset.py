@@ -21,12 +21,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import subprocess
-import sys
 import tempfile
 import time
 
-from common import write_results
+from common import run_row, write_results
 
 SEGMENTER = "toyfaces-64-fewshot-10c-10shot"
 LEVERS = {  # name -> (channels-last resize, grad mode, batch)
@@ -152,12 +150,9 @@ def main() -> None:
             + [("command", name, args.n) for name in ("baseline", "shipped")])
     rows = []
     for kind, name, n in plan:
-        res = subprocess.run([sys.executable, __file__, "--row", f"{kind}|{name}|{n}"], capture_output=True, text=True)
-        if res.returncode != 0:
-            print(f"{kind} {name}: failed: {res.stderr.strip().splitlines()[-1:]}", flush=True)
-            continue
-        rows.append(json.loads(res.stdout.strip().splitlines()[-1]))
-        print(json.dumps(rows[-1]), flush=True)
+        row = run_row(__file__, f"{kind}|{name}|{n}", f"{kind} {name}")
+        if row is not None:
+            rows.append(row)
     table = format_table(rows)
     print(table)
     write_results("make_dataset", rows, f"# make-dataset wall time ({SEGMENTER}, 2 threads)\n\n{table}\n\n"
