@@ -252,12 +252,16 @@ def _inversion_text(inv: dict) -> str:
     return f"{inv['space']}, {inv['steps']} steps, perceptual {inv['perceptual']}, mse {inv['mse']}"
 
 
+def _seconds_text(sec: float | None) -> str:
+    """" (3.5 s per image on this CPU)", or nothing when the inversions came from a cache that kept no time."""
+    return "" if sec is None or sec != sec else f" ({sec:.1f} s per image on this CPU)"
+
+
 def write_markdown(summary: list[dict], meta: dict) -> None:
     lines = ["## Few-shot segmenters on the embedded world (k-shot table)", "",
              f"Generator `{meta['generator']}`; shots: rendered training faces inverted with the default latent "
              f"optimizer ({_inversion_text(meta['inversion'])}); test: the first {meta['n_test']} held-out rendered "
-             "faces, inverted "
-             f"once ({meta['inversion_seconds_per_image'] or float('nan'):.1f} s per image on this CPU) and segmented "
+             "faces, inverted once" + _seconds_text(meta.get("inversion_seconds_per_image")) + " and segmented "
              f"by every head; {meta['draws']} independent draws of shots from a pool of {meta['pool']}; "
              f"{meta['steps']} training steps. Cells: **mean IoU x 100 over all classes** (every part counts "
              "equally) and, in brackets, weighted IoU x 100 (background included, the paper's figure: it rewards "
