@@ -37,7 +37,12 @@ def uint8_to_tensor(images: np.ndarray) -> torch.Tensor:
     x = torch.from_numpy(np.ascontiguousarray(images))
     if x.ndim == 3:
         x = x[None]
-    return x.permute(0, 3, 1, 2).float() / 127.5 - 1
+    return byte_images_to_unit(x.permute(0, 3, 1, 2))
+
+
+def byte_images_to_unit(images: torch.Tensor) -> torch.Tensor:
+    """uint8 images (B, 3, H, W), 0..255 -> float32 in [-1, 1]; the one byte-to-model-range mapping."""
+    return images.float() / 127.5 - 1
 
 
 def make_grid(images: Sequence[np.ndarray] | np.ndarray, ncol: int = 8, pad: int = 2, fill: int = 255) -> np.ndarray:

@@ -6,8 +6,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from gan_partseg.data.export import export_hf_dataset
+from gan_partseg.data.export import export_hf_dataset, load_hf_dataset
 from gan_partseg.data.labelled import load_training_set
+from gan_partseg.images import byte_images_to_unit
 from gan_partseg.models.autoshot import AutoShotSegmenter, AutoShotSegmenterConfig
 from gan_partseg.models.fewshot import FewShotSegmenter
 from gan_partseg.models.processing import AutoShotImageProcessor
@@ -157,7 +158,11 @@ def test_training_set_errors_are_clear(labelled, tmp_path):
         train_autoshot(_cfg(labelled, tmp_path / "run", targets="soft"), progress=False)
     images, labels, seeds, info = load_training_set(labelled)
     assert images.shape == (48, 3, 32, 32) and labels.shape == (48, 32, 32) and seeds.tolist() == list(range(48))
-    assert -1 <= float(images.min()) and float(images.max()) <= 1 and info["segmenter"] is None
+    # bytes in memory (5,000 pairs at 512 px: 5.2 GB, not 26 GB of float32 images and int64 labels)
+    assert images.dtype == labels.dtype == torch.uint8 and info["segmenter"] is None
+    ds, _ = load_hf_dataset(labelled)
+    assert np.array_equal(images[5].permute(1, 2, 0).numpy(), np.asarray(ds[5]["image"]))
+    assert np.array_equal(labels[5].numpy(), np.asarray(ds[5]["label"]))
 
 
 def test_folder_of_another_kind_is_named(tmp_path, tiny_generator):
@@ -263,6 +268,7 @@ def test_a_trained_unet_stores_what_its_inputs_look_like_and_warns_far_from_them
     stats = model.config.input_statistics
     assert stats["n_images"] == 48 and stats["threshold"] == pytest.approx(stats["margin"] * stats["unseen_training_score_max"])
     images, _, _, _ = load_training_set(labelled)
+    images = byte_images_to_unit(images)
     scores = model.input_scores(images)
     assert scores.shape == (48,) and float(scores.max()) < stats["threshold"]
     noise = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
@@ -281,3 +287,22 @@ def test_a_trained_unet_stores_what_its_inputs_look_like_and_warns_far_from_them
     assert not tiny_unet().is_far(noise) and model.is_far(noise)
     with pytest.raises(ValueError, match="no input statistics"):
         tiny_unet().input_scores(noise)
+
+
+def test_a_training_set_of_mixed_sizes_or_wide_labels_is_named(tmp_path):
+    """The byte loader fills preallocated arrays: a row of another size, or labels wider than a byte, is named."""
+    from gan_partseg.data.export import save_labelled_dataset
+    from gan_partseg.errors import DatasetError
+
+    def rows(sizes, mode="L"):
+        for i, s in enumerate(sizes):
+            yield {"image": Image.fromarray(np.full((s, s, 3), 90, np.uint8)),
+                   "label": Image.fromarray(np.full((s, s), 1, np.uint8 if mode == "L" else np.int32), mode=mode),
+                   "seed": i}
+
+    save_labelled_dataset(rows([16, 16, 24]), tmp_path / "mixed", {0: "a", 1: "b"}, source="test")
+    with pytest.raises(DatasetError, match="images must all be RGB of one size: row 2 is"):
+        load_training_set(tmp_path / "mixed")
+    save_labelled_dataset(rows([16, 16], mode="I"), tmp_path / "wide", {0: "a", 1: "b"}, source="test")
+    with pytest.raises(DatasetError, match="one-channel 8-bit class ids"):
+        load_training_set(tmp_path / "wide")

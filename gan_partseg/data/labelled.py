@@ -16,7 +16,6 @@ from gan_partseg.images import (
     load_image,
     load_label_map,
     matching_label,
-    tensor_to_uint8,
 )
 from gan_partseg.labels import IGNORE_INDEX
 
@@ -48,8 +47,8 @@ def load_labelled(data, size: int | None = None, n: int | None = None, labels=No
     x, y, _, info = load_training_set(str(folder))
     if n is not None:
         x, y = x[:n], y[:n]
-    images = tensor_to_uint8(x)
-    labels = y.numpy().astype(np.uint8)
+    images = x.permute(0, 2, 3, 1).numpy()  # back to the (N, H, W, 3) bytes it was read as
+    labels = y.numpy()
     if size is not None and images.shape[1] != size:
         from PIL import Image
 
@@ -76,9 +75,42 @@ def _png_pairs(images_dir: Path, labels_dir: Path, size: int | None, n: int | No
     return np.stack(images), np.stack(labels).astype(np.uint8), id2label, notes
 
 
+def _stack_columns(ds, folder: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The image (N, H, W, 3) and label (N, H, W) columns as uint8 arrays, filled a chunk of rows at a time, so the
+    peak is the arrays plus one chunk (``np.stack`` of a whole column holds every row twice)."""
+    n = len(ds)
+    if n == 0:
+        return np.zeros((0, 0, 0, 3), np.uint8), np.zeros((0, 0, 0), np.uint8)
+    first = ds[0]
+    img0, lab0 = np.asarray(first["image"]), np.asarray(first["label"])
+    if img0.ndim != 3 or img0.shape[-1] != 3:
+        raise DatasetError(f"{folder}: images must all be RGB of one size, got an image of shape {img0.shape}")
+    if lab0.ndim != 2 or lab0.dtype.itemsize != 1:
+        raise DatasetError(f"{folder}: label maps must be one-channel 8-bit class ids, got shape {lab0.shape} "
+                           f"of {lab0.dtype}")
+    images = np.empty((n, *img0.shape), np.uint8)
+    labels = np.empty((n, *lab0.shape), np.uint8)
+    for start in range(0, n, 256):
+        chunk = ds[start: start + 256]
+        for j, (img, lab) in enumerate(zip(chunk["image"], chunk["label"])):
+            img, lab = np.asarray(img), np.asarray(lab)
+            if img.shape != img0.shape:
+                raise DatasetError(f"{folder}: images must all be RGB of one size: row {start + j} is {img.shape}, "
+                                   f"row 0 {img0.shape}")
+            if lab.shape != lab0.shape:
+                raise DatasetError(f"{folder}: label maps must all be one size: row {start + j} is {lab.shape}, "
+                                   f"row 0 {lab0.shape}")
+            images[start + j], labels[start + j] = img, lab
+    return images, labels
+
+
 def load_training_set(data: str, drop_uncertain: float = 0.0, uncertainty: str = "entropy"
                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict]:
-    """Images (N, 3, H, W) in [-1, 1], labels (N, H, W) int64, seeds (N,), and a description with ``id2label``.
+    """Images (N, 3, H, W) uint8 0..255, labels (N, H, W) uint8 class ids (255 = ignore), seeds (N,), and a
+    description with ``id2label``.
+
+    Kept as bytes, converted a batch at a time (:func:`gan_partseg.images.byte_images_to_unit`, ``.long()``):
+    5,000 pairs at 512 px hold 5.2 GB so, against 26 GB as float32 images and int64 labels.
 
     ``data`` is a generated data set (``gan-partseg make-dataset``: its ``segmenter`` is named in the
     description) or a labelled data set saved with ``save_to_disk`` (``gan-partseg export-data``,
@@ -111,16 +143,11 @@ def load_training_set(data: str, drop_uncertain: float = 0.0, uncertainty: str =
     if not isinstance(ds, datasets.Dataset):
         raise DatasetError(f"{folder} holds several splits; save the training split alone")
     ds = ds.with_format("numpy")
-    arrays = np.stack(ds["image"])
-    if arrays.ndim != 4 or arrays.shape[-1] != 3:
-        raise DatasetError(f"{folder}: images must all be RGB of one size, got an array of shape {arrays.shape}")
-    images = torch.from_numpy(arrays).permute(0, 3, 1, 2).float() / 127.5 - 1
-    raw = np.stack(ds["label"])
-    # IGNORE_INDEX pixels (e.g. other objects in a PASCAL-Part crop) hold no class: the losses and metrics skip them.
-    # Checked on the uint8 stack (a one-byte mask), not on an int64 copy of every label
+    arrays, raw = _stack_columns(ds, folder)
+    images = torch.from_numpy(arrays).permute(0, 3, 1, 2)  # a view: (N, 3, H, W) without a copy
+    # IGNORE_INDEX pixels (e.g. other objects in a PASCAL-Part crop) hold no class: the losses and metrics skip them
     top = int(np.max(raw, where=raw != IGNORE_INDEX, initial=0)) if raw.size else 0
-    labels = torch.from_numpy(raw.astype(np.int64))
-    del raw
+    labels = torch.from_numpy(raw)
     if labels.shape[-2:] != images.shape[-2:]:
         raise DatasetError(f"{folder}: labels are {tuple(labels.shape[-2:])} but images {tuple(images.shape[-2:])}")
     if top >= len(info["id2label"]):

@@ -26,6 +26,7 @@ from transformers.modeling_outputs import SemanticSegmenterOutput
 
 from gan_partseg.errors import ArgumentError, ModelFolderError
 from gan_partseg.hub import ResolveBundledMixin
+from gan_partseg.images import byte_images_to_unit
 from gan_partseg.models.processing import AutoShotImageProcessor
 
 
@@ -157,7 +158,8 @@ class AutoShotSegmenter(ResolveBundledMixin, PreTrainedModel):
 
     @torch.no_grad()
     def fit_input_statistics(self, pixel_values: torch.Tensor, batch_size: int = 64, shrinkage: float = 0.1) -> dict:
-        """Learn what the training images (N, 3, H, W) in [-1, 1], N >= MIN_STATISTICS_IMAGES, look like to the U-Net (eval
+        """Learn what the training images (N, 3, H, W) in [-1, 1] (or uint8 0..255, converted a batch at a time),
+        N >= MIN_STATISTICS_IMAGES, look like to the U-Net (eval
         mode): the mean, std and (shrunk) precision of its deepest map's channel means and stds, from the
         first two thirds; the warning threshold is ``OOD_MARGIN`` times the largest score of the last third,
         images the statistics never saw. Stored as buffers and ``config.input_statistics``; returned."""
@@ -166,8 +168,11 @@ class AutoShotSegmenter(ResolveBundledMixin, PreTrainedModel):
                                 f"got {len(pixel_values)}")
         was_training = self.training
         self.eval()
-        feats = torch.cat([self._features(self.encode(pixel_values[i: i + batch_size].to(self.device, self.dtype))[-1])
-                           for i in range(0, len(pixel_values), batch_size)])
+        def batch(i: int) -> torch.Tensor:
+            x = pixel_values[i: i + batch_size].to(self.device)
+            return (byte_images_to_unit(x) if x.dtype == torch.uint8 else x).to(self.dtype)
+
+        feats = torch.cat([self._features(self.encode(batch(i))[-1]) for i in range(0, len(pixel_values), batch_size)])
         self.train(was_training)
         fit, held = feats[: 2 * len(feats) // 3], feats[2 * len(feats) // 3:]
         mean, std = fit.mean(0), fit.std(0).clamp_min(1e-6)

@@ -34,7 +34,7 @@ from gan_partseg.errors import ArgumentError, check_count, check_seed
 from gan_partseg.evaluation.metrics import SegmentationMetrics
 from gan_partseg.files import atomic_write_text
 from gan_partseg.hub import save_pretrained_atomic
-from gan_partseg.images import uint8_to_tensor
+from gan_partseg.images import byte_images_to_unit, uint8_to_tensor
 from gan_partseg.labels import CLASSES_3, CLASSES_10, to_three_class
 from gan_partseg.models.autoshot import MIN_STATISTICS_IMAGES, AutoShotSegmenter, AutoShotSegmenterConfig
 from gan_partseg.models.fewshot import FewShotSegmenter
@@ -205,8 +205,8 @@ def train_autoshot(cfg: TrainAutoShotConfig, progress: bool = True) -> Path:
     def loss_fn(step: int) -> torch.Tensor:
         gen = step_generator(cfg.seed, step, accelerator.process_index)
         idx = torch.randint(0, len(images), (cfg.batch,), generator=gen)
-        x = images[idx].to(accelerator.device)
-        target = _soft_targets(segmenter, seeds[idx]) if segmenter is not None else labels[idx]
+        x = byte_images_to_unit(images[idx].to(accelerator.device))  # bytes in memory, float a batch at a time
+        target = _soft_targets(segmenter, seeds[idx]) if segmenter is not None else labels[idx].long()
         x, target = random_affine(x, target.to(accelerator.device), cfg, gen)
         with accelerator.autocast():
             logits = model(x).logits
