@@ -1,14 +1,14 @@
 """The whole pipeline at the paper's full size on the CPU: peak memory and wall time of each command.
 
-A 1024 px config-f generator (random weights, 30 M parameters) is written as a rosinality-layout
-``.pt`` file and taken through the commands users run, each in its own process: ``convert rosinality``,
-``sample`` (1 shot; its label map painted here with four classes), ``train-fewshot`` at the paper's
-setting (every synthesis layer, 512 px output, 1 shot; CNN-L and MLP-1), ``make-dataset`` (16
-samples: one batch of its default size), ``train-autoshot`` (one epoch on them). Peak memory is the child's own
-``ru_maxrss`` (from
+A 1024 px config-f generator (random weights, 30 M parameters) is written as a rosinality-layout ``.pt``
+file and taken through the commands users run, each in its own process: ``convert rosinality``,
+``sample`` (1 shot; its label map painted here with four classes), ``invert`` (the latent optimizer on 8
+copies of that picture, its default batch and 2), ``train-fewshot`` at the paper's setting (every synthesis layer,
+512 px output, 1 shot; CNN-L and MLP-1), ``make-dataset`` (16 samples, at the old fixed batch and at its
+default), ``train-autoshot`` (one epoch on them). Peak memory is the child's own ``ru_maxrss`` (from
 ``wait4``), so each row is one command's peak; the goal is every command within 8 GiB.
 
-    python benchmarks/full_size.py [--steps 3] [--samples 16] [--unet-batch 4] [--size 1024]
+    python benchmarks/full_size.py [--steps 3] [--inv-steps 3] [--samples 16] [--unet-batch 4] [--size 1024]
 
 Writes benchmarks/results/full_size.json and full_size.md.
 """
@@ -70,6 +70,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=3, help="few-shot head steps")
     ap.add_argument("--samples", type=int, default=16, help="make-dataset samples (16: one batch of its default size)")
     ap.add_argument("--unet-batch", type=int, default=4, help="train-autoshot batch size (also run at twice that)")
+    ap.add_argument("--inv-steps", type=int, default=3, help="latent optimizer steps (peak memory does not grow with them)")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
 
@@ -93,6 +94,21 @@ def main() -> None:
         rows.append(run_command("sample (1 shot)", ["sample", "--generator", str(gen), "--n", "1", "--out", str(shots),
                                                     "--classes", "3"], args.threads))
         _paint_shot(shots)
+        photos = tmp / "photos"  # "real" images for the latent optimizer: the shot's picture, 8 times
+        photos.mkdir()
+        shot_png = next((shots / "images").glob("*.png"))
+        for i in range(8):
+            (photos / f"{i}.png").write_bytes(shot_png.read_bytes())
+        # the old fixed default, 8, was killed by the kernel above 24 GiB on this machine; 2 shows the cost of one more
+        from gan_partseg.inversion.latent_optimizer import auto_inversion_batch
+
+        inv_auto = auto_inversion_batch(StyleGAN2Generator.from_pretrained(str(gen)))
+        for batch in (None, 2):
+            rows.append(run_command(
+                f"invert, {f'default batch (auto: {inv_auto})' if batch is None else f'batch {batch} (reference)'} "
+                f"({args.inv_steps} steps, default perceptual loss)",
+                ["invert", "--generator", str(gen), "--steps", str(args.inv_steps), *(["--batch-size", str(batch)] if batch
+                 else []), str(photos), str(tmp / f"inv-{batch}")], args.threads, check_limit=batch is None))
         for head in ("cnn-l", "mlp-1"):
             rows.append(run_command(
                 f"train-fewshot {head}, all layers, {out_size} px, 1 shot, {args.steps} steps",

@@ -293,7 +293,8 @@ def _add_optimizer_flags(p: argparse.ArgumentParser) -> None:
                    default=INVERSION.perceptual, help="perceptual distance of the inversion loss")
     p.add_argument("--mse", type=float, default=INVERSION.mse, help="weight of the pixel MSE term")
     p.add_argument("--seed", type=_seed, default=0)
-    p.add_argument("--batch-size", type=_count(1), default=8, help="images optimised together")
+    p.add_argument("--batch-size", type=_count(1), default=None,
+                   help="images optimised together (default: as many as fit in about 4 GiB, at most 8; 1 at 1024 px)")
 
 
 def _cmd_invert(args) -> None:

@@ -178,3 +178,25 @@ def test_inversion_leaves_the_callers_generator_as_it_was(tiny_generator):
     LatentOptimizer(g, steps=2, perceptual="none", n_mean_latent=50, progress=False).invert(
         torch.zeros(1, 3, g.config.size, g.config.size))
     assert g.training and all(p.requires_grad for p in g.parameters())
+
+
+def test_the_default_batch_follows_the_generators_activations(noisy_generator):
+    """At 1024 px config-f a batch of 8 needed more than 24 GiB (benchmarks/full_size.py): the default batch is
+    sized by the layer activations, 8 for small generators, 1 at 1024 px, and a batch given is kept."""
+    from gan_partseg import StyleGAN2Config, StyleGAN2Generator
+    from gan_partseg.inversion.latent_optimizer import (
+        INVERSION_ACTIVATION_FACTOR,
+        MAX_INVERSION_BATCH,
+        InversionConfig,
+        auto_inversion_batch,
+    )
+
+    assert LatentOptimizer(noisy_generator, steps=1, perceptual="none").batch_size == MAX_INVERSION_BATCH
+    assert LatentOptimizer(noisy_generator, steps=1, perceptual="none", batch_size=3).batch_size == 3
+    per_image = INVERSION_ACTIVATION_FACTOR * noisy_generator.activation_bytes()
+    assert auto_inversion_batch(noisy_generator, budget=2 * per_image) == 2
+    with torch.device("meta"):  # the 1024 px layout without allocating its weights
+        big = StyleGAN2Generator(StyleGAN2Config(size=1024, style_dim=512, n_mlp=8, channel_multiplier=2))
+    assert big.activation_bytes() == 4 * 131_407_872 and auto_inversion_batch(big) == 1
+    with pytest.raises(ValueError, match="batch_size must be >= 1"):
+        InversionConfig(batch_size=0)

@@ -16,12 +16,13 @@ from gan_partseg.hub import resolve_pretrained
 from gan_partseg.images import (
     uint8_to_tensor,
 )
+from gan_partseg.inversion.latent_optimizer import auto_inversion_batch
 from gan_partseg.labels import IGNORE_INDEX
 from gan_partseg.models.autoshot import AutoShotSegmenter
 from gan_partseg.models.fewshot import FewShotSegmenter
 
 
-def evaluate_segmenter(segmenter, data, labels=None, n: int | None = None, batch_size: int = 16,
+def evaluate_segmenter(segmenter, data, labels=None, n: int | None = None, batch_size: int | None = None,
                        exclude_class: int | None = None, **optimizer_kwargs) -> dict:
     """Score any segmenter of this package on any labelled set: weighted / per-class / mean IoU.
 
@@ -31,7 +32,9 @@ def evaluate_segmenter(segmenter, data, labels=None, n: int | None = None, batch
     size; a few-shot segmenter reads images at its generator's size through inversion
     (``optimizer_kwargs`` go to the latent optimizer) and is scored at its output size. The set's classes
     must be the segmenter's (same names, same ids); a label folder without id2label.json is read as the
-    segmenter's classes. Label pixels :data:`~gan_partseg.labels.IGNORE_INDEX` (255) are skipped
+    segmenter's classes. ``batch_size`` None: 16 images per U-Net batch, and for inversion the latent optimizer's
+    own default (:func:`~gan_partseg.inversion.latent_optimizer.auto_inversion_batch`). Label pixels
+    :data:`~gan_partseg.labels.IGNORE_INDEX` (255) are skipped
     (:mod:`gan_partseg.evaluation.metrics`).
     """
     model = _load_segmenter(segmenter)
@@ -54,7 +57,7 @@ def evaluate_segmenter(segmenter, data, labels=None, n: int | None = None, batch
     if isinstance(model, AutoShotSegmenter):
         from PIL import Image
 
-        preds = np.stack([p.numpy() for p in model.segment([Image.fromarray(a) for a in images], batch_size)])
+        preds = np.stack([p.numpy() for p in model.segment([Image.fromarray(a) for a in images], batch_size or 16)])
     else:
         out_size = model.config.output_size
         if targets.shape[-1] != out_size:
@@ -62,6 +65,7 @@ def evaluate_segmenter(segmenter, data, labels=None, n: int | None = None, batch
 
             targets = np.stack([np.asarray(Image.fromarray(a).resize((out_size, out_size), Image.NEAREST))
                                 for a in targets])
+        batch_size = batch_size or auto_inversion_batch(model.generator)
         preds = np.concatenate([model.segment_images(uint8_to_tensor(images[i: i + batch_size]),
                                                      **optimizer_kwargs).labels.cpu().numpy()
                                 for i in range(0, len(images), batch_size)])

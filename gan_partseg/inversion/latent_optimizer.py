@@ -38,7 +38,7 @@ class InversionConfig:
     noise autocorrelation loss; perceptual: "lite0" | "lite0-64" | "discriminator" | "lpips" | "none";
     mse: weight of the pixel MSE term; noise_strength, noise_ramp: the latent noise schedule;
     n_mean_latent: samples for the mean / std of W; seed: makes inversion deterministic; batch_size:
-    images optimised together.
+    images optimised together (None: :func:`auto_inversion_batch`, 8 for the embedded 64 px model, 1 at 1024 px).
     """
 
     space: str = "w+"
@@ -51,13 +51,31 @@ class InversionConfig:
     noise_ramp: float = 0.75
     n_mean_latent: int = 10000
     seed: int = 0
-    batch_size: int = 8
+    batch_size: int | None = None
 
     def __post_init__(self):
         if self.space not in ("w", "w+"):
             raise ArgumentError(f"space must be 'w' or 'w+', got {self.space!r}")
         if self.steps < 1:
             raise ArgumentError("steps must be >= 1")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise ArgumentError(f"batch_size must be >= 1 (or None: as many as fit), got {self.batch_size}")
+
+
+#: activations (with what the backward keeps) one inversion batch may hold; per image they are about
+#: INVERSION_ACTIVATION_FACTOR times the generator's layer activations (measured at 1024 px config-f: 5.6 GiB more
+#: for a second image, 525 MB of layer activations; benchmarks/full_size.py), so 1 image at 1024 and 512 px, 2 at
+#: 256, 8 at the embedded 64 px
+INVERSION_BUDGET_BYTES = 4 * 2**30
+INVERSION_ACTIVATION_FACTOR = 11
+MAX_INVERSION_BATCH = 8
+
+
+def auto_inversion_batch(generator: StyleGAN2Generator, budget: int = INVERSION_BUDGET_BYTES) -> int:
+    """Images the latent optimizer inverts together by default (1 .. MAX_INVERSION_BATCH): why, at 1024 px a
+    batch of 8 needed more than 24 GiB and was killed, where 1 peaks at 5.6 GiB and 2 at 11.3 GiB."""
+    per_image = INVERSION_ACTIVATION_FACTOR * generator.activation_bytes()
+    return max(1, min(MAX_INVERSION_BATCH, budget // per_image))
 
 
 def inversion_settings(**overrides) -> dict:
@@ -133,7 +151,7 @@ class LatentOptimizer:
         self.space, self.steps, self.lr = space, cfg.steps, cfg.lr
         self.noise_regularization, self.mse = cfg.noise_regularization, cfg.mse
         self.noise_strength, self.noise_ramp = cfg.noise_strength, cfg.noise_ramp
-        self.seed, self.batch_size, self.progress = seed, cfg.batch_size, progress
+        self.seed, self.batch_size, self.progress = seed, cfg.batch_size or auto_inversion_batch(generator), progress
         self.perceptual_kind = perceptual
         self.distance = build_distance(perceptual, discriminator)
         device = self.g.input.input.device

@@ -66,8 +66,8 @@ def auto_batch_size(segmenter: FewShotSegmenter, budget: int = BATCH_BUDGET_BYTE
     output size. Why: at 1024 px a fixed batch of 16 peaked at 21 GiB (benchmarks/full_size.py); speed gains
     little past a few images per batch (benchmarks/make_dataset.py).
     """
-    shapes = segmenter.generator.feature_shapes().values()
-    per_image = 4 * (sum(c * r * r for c, r in shapes) + head_channels_at_output(segmenter) * segmenter.config.output_size ** 2)
+    head = 4 * head_channels_at_output(segmenter) * segmenter.config.output_size ** 2
+    per_image = segmenter.generator.activation_bytes() + head
     return max(1, min(cap, budget // per_image))
 
 
