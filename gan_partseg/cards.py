@@ -234,7 +234,7 @@ def fewshot_card(name: str, config: dict, training: dict | None = None, results:
                    f"{100 * row['weighted_iou_std']:.1f}). Full table: `docs/results.md`.")
         per_class = {}
         if own:
-            per_class["this model (draw 0)"] = own
+            per_class[f"this model ({own.get('rule', 'draw 0')})"] = own
         if row.get("per_class_iou_mean"):
             per_class["mean over draws"] = {"weighted_iou": row["weighted_iou_mean"], "mean_iou": row["mean_iou_mean"],
                                             "per_class_iou": row["per_class_iou_mean"]}

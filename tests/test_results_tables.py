@@ -60,3 +60,33 @@ def test_the_settings_sweep_refuses_an_unknown_setting_before_any_work(tmp_path)
 
     with pytest.raises(ValueError, match="unknown TrainFewShotConfig field"):
         run(1, tmp_path, grid=[{"stepz": 10}])  # tmp_path has no pool: the check comes first
+
+
+def test_the_bundled_one_shot_head_is_trained_on_a_face_that_shows_every_class():
+    """An annotator picks a face with its eyebrows and ears in view; k >= 2 keeps the table's draw 0."""
+    import numpy as np
+
+    from gan_partseg.data.shots import Shot
+    from gan_partseg.results.fewshot_table import ship_shots
+
+    seeds = [500000 + i for i in range(6)]
+    every = np.arange(10, dtype=np.uint8).repeat(10).reshape(10, 10)
+
+    def shot(seed, labels):
+        return Shot(f"{seed:07d}", np.zeros((10, 10, 3), np.uint8), labels, None, [], "g", "w+")
+
+    pool = [shot(s, every if s in (500002, 500004) else np.minimum(every, 3)) for s in seeds]  # two show all ten
+    chosen, rule = ship_shots(pool, seeds, 1)
+    assert len(chosen) == 1 and chosen[0].name in ("0500002", "0500004") and "showing every class" in rule
+    five, rule5 = ship_shots(pool, seeds, 5)
+    want = np.random.default_rng(5000).choice(seeds, size=5, replace=False)
+    assert rule5 == "draw 0" and [s.name for s in five] == [f"{s:07d}" for s in want]
+    none_all = [shot(s, np.minimum(every, 3)) for s in seeds]  # no face shows every class: draw 0 again
+    assert ship_shots(none_all, seeds, 1)[1] == "draw 0"
+    # the card names the rule in its per-class table
+    summary = summarize([_row("mlp-1", 1, d, 0.45, 0.90, 0.3) for d in range(2)])[0]
+    meta = {"n_test": 200, "shipped": {"1": {"head": "mlp-1", "mean_iou": 0.46, "weighted_iou": 0.9, "rule": rule,
+                                             "per_class_iou": {"background": 0.95, "eye": 0.3}}}}
+    config = {"id2label": {"0": "background", "1": "eye"}, "generator": "g", "head": "mlp"}
+    card = str(fewshot_card("x", config, {"k": 1, "config": {"head": "mlp-1"}}, {"summary_row": summary, "meta": meta}))
+    assert f"| this model ({rule}) | 46.0 |" in card
