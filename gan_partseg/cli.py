@@ -282,11 +282,15 @@ def _add_evaluate_flags(p: argparse.ArgumentParser, images_flag: bool = False) -
     p.add_argument("--exclude-class", type=_count(0), default=None, help="leave this class (e.g. 0) out of the averages")
     p.add_argument("--no-background", action="store_true", help="deprecated: --exclude-class 0")
     p.add_argument("--out", default=None, help="write the JSON here, and a per-class IoU bar chart beside it (.png)")
-    _add_optimizer_flags(p)
+    _add_optimizer_flags(p, batch_help="images per batch: an auto-shot U-Net's (default 16), or those the latent "
+                                       f"optimizer inverts together (default: {INVERT_BATCH_DEFAULT})")
     p.set_defaults(func=_cmd_evaluate)
 
 
-def _add_optimizer_flags(p: argparse.ArgumentParser) -> None:
+INVERT_BATCH_DEFAULT = "as many as fit in about 4 GiB, at most 8; 1 at 1024 px"  # inversion.auto_inversion_batch
+
+
+def _add_optimizer_flags(p: argparse.ArgumentParser, batch_help: str | None = None) -> None:
     p.add_argument("--space", choices=["w", "w+"], default=INVERSION.space)
     p.add_argument("--steps", type=_count(1), default=INVERSION.steps, help="optimisation steps per image")
     p.add_argument("--perceptual", choices=["lite0", "lite0-64", "discriminator", "lpips", "none"],
@@ -294,7 +298,7 @@ def _add_optimizer_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mse", type=float, default=INVERSION.mse, help="weight of the pixel MSE term")
     p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--batch-size", type=_count(1), default=None,
-                   help="images optimised together (default: as many as fit in about 4 GiB, at most 8; 1 at 1024 px)")
+                   help=batch_help or f"images optimised together (default: {INVERT_BATCH_DEFAULT})")
 
 
 def _cmd_invert(args) -> None:
