@@ -211,6 +211,13 @@ def _head_name(config: dict) -> str:
     return f"ensemble-{config.get('ensemble_size', '?')}" if head == "ensemble" else str(head)
 
 
+def _style_mix_text(summary: dict) -> str:
+    """", with 8 style-mixed copies of each shot (W+ styles from index 3 of random samples)", or nothing."""
+    n = summary.get("style_mix") or 0
+    return (f", with {n} style-mixed copies of each shot (W+ styles from index "
+            f"{summary.get('config', {}).get('mix_from', '?')} of random samples)") if n else ""
+
+
 def fewshot_card(name: str, config: dict, training: dict | None = None, results: dict | None = None) -> ModelCard:
     """The card of a few-shot segmenter: what it reads, how it was trained, and (bundled ones) its k-shot figures.
 
@@ -267,7 +274,8 @@ out = seg.segment_images(x)                           # real images in [-1, 1]: 
 Layers {len(config.get('feature_layers', []))} ({', '.join(config.get('feature_layers', [])[:3])} ...), output
 {config.get('output_size')} px; {cfg.get('steps', '?')} steps, Adam lr {cfg.get('lr', '?')}, weight decay
 {cfg.get('weight_decay', '?')}, batch {cfg.get('batch', '?')}, seed {cfg.get('seed', '?')}; shots:
-{', '.join(t.get('shots', [])) or '?'}; final loss {_rounded(t.get('final_loss'))}.
+{', '.join(t.get('shots', [])) or '?'}; loss {cfg.get('loss', '?')}{_style_mix_text(t)};
+final loss {_rounded(t.get('final_loss'))}.
 
 ## Intended use and limits
 

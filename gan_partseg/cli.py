@@ -67,6 +67,9 @@ FLAG_HELP = {
     "d_lr": "discriminator learning rate; None means the same as --lr",
     "overwrite": "replace --out when it holds an earlier model folder (never a folder of anything else)",
     "ignore_band": "pixels within this many px of a label boundary are not trained on",
+    "style_mix": "style-mixed copies per shot: the shot's pose and shape styles, a random sample's colours "
+                 "(default: 8 when one face is annotated, else 0)",
+    "mix_from": "first W+ style index a style-mixed copy takes from the random sample (lower: shape changes too)",
 }
 
 
@@ -314,11 +317,13 @@ def _cmd_invert(args) -> None:
 def _cmd_make_shots(args) -> None:
     mapping = id2label(CLASSES_10 if args.classes == 10 else CLASSES_3) if args.classes else find_id2label(args.labels)
     g = StyleGAN2Generator.from_pretrained(args.generator)
-    summary = make_shots(g, args.generator, args.images, args.labels, args.out, mapping, **_optimizer_kwargs(args),
-                         **_discriminator_if_needed(args, args.generator))
+    summary = make_shots(g, args.generator, args.images, args.labels, args.out, mapping, mirror=args.mirror,
+                         **_optimizer_kwargs(args), **_discriminator_if_needed(args, args.generator))
     for note in summary["notes"]:
         print(f"note: {note}")
-    print(f"wrote {counted(summary['n_shots'], 'shot')} to {args.out} (mean reconstruction PSNR {summary['mean_psnr']:.2f} dB); "
+    mirrored = f" ({summary['n_annotated']} annotated, each also mirrored)" if args.mirror else ""
+    print(f"wrote {counted(summary['n_shots'], 'shot')}{mirrored} to {args.out} "
+          f"(mean reconstruction PSNR {summary['mean_psnr']:.2f} dB); "
           f"train with: gan-partseg train-fewshot --generator {args.generator} --shots {args.out}")
 
 
@@ -519,6 +524,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--generator", default="toyfaces-64")
     p.add_argument("--classes", type=int, choices=[10, 3], default=None,
                    help="label schema (default: id2label.json beside the labels)")
+    p.add_argument("--mirror", action="store_true",
+                   help="also invert each image flipped left-right (labels flipped, l_/r_ classes swapped) as a second "
+                        "shot NAME-mirror: twice the inversion time, one annotation per face")
     _add_optimizer_flags(p)
     p.set_defaults(func=_cmd_make_shots)
 

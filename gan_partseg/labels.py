@@ -52,6 +52,33 @@ def counted(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
+MIRROR_PREFIXES: tuple[tuple[str, str], ...] = (("left_", "right_"), ("left", "right"), ("l_", "r_"), ("l", "r"))
+"""Name prefixes of a left / right class pair: CelebAMask-HQ's ``l_eye`` / ``r_eye``, PASCAL-Part's ``leye`` / ``reye``."""
+
+
+def mirror_classes(id2label: dict[int, str]) -> np.ndarray:
+    """Lookup table (256,) uint8: class id -> its id in the left-right mirrored image.
+
+    A class named with a left prefix (``MIRROR_PREFIXES``) swaps with the class of the same name and the right
+    prefix when the schema holds both (``l_eye`` <-> ``r_eye``); every other id, 255 (ignore) included, maps to
+    itself. The 10- and 3-class face schemas have no sided class, so mirroring only flips their maps.
+    """
+    table = np.arange(256, dtype=np.uint8)
+    ids = {name: i for i, name in id2label.items()}
+    for name, i in ids.items():
+        for left, right in MIRROR_PREFIXES:
+            if name.startswith(left) and right + name[len(left):] in ids:
+                j = ids[right + name[len(left):]]
+                table[i], table[j] = j, i
+                break
+    return table
+
+
+def mirror_label_map(labels: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """(H, W) label map of the left-right mirrored image: columns reversed, sided classes swapped (``table``)."""
+    return np.ascontiguousarray(table[np.asarray(labels)[:, ::-1]])
+
+
 def id2label(classes: tuple[str, ...] | list[str]) -> dict[int, str]:
     return {i: c for i, c in enumerate(classes)}
 

@@ -6,7 +6,7 @@ from PIL import Image
 
 from gan_partseg.data import HELD_OUT_SEEDS, TRAIN_SEEDS, render
 from gan_partseg.data.export import export_hf_dataset, export_png, load_hf_dataset, parse_seeds
-from gan_partseg.labels import CLASSES_3, CLASSES_10, to_three_class
+from gan_partseg.labels import CLASSES_3, CLASSES_10, id2label, mirror_classes, mirror_label_map, to_three_class
 
 L = {n: i for i, n in enumerate(CLASSES_10)}
 
@@ -107,3 +107,13 @@ def test_parse_seeds():
         parse_seeds("bogus")
     with pytest.raises(ValueError, match="only"):
         parse_seeds("0:5", 10)
+
+
+def test_mirroring_swaps_sided_classes_and_flips_the_map():
+    """CelebAMask-HQ's l_/r_ and PASCAL-Part's l/r prefixes pair up; an unpaired l-name ("leg") and the face
+    schemas keep their ids; 255 (ignore) stays 255."""
+    table = mirror_classes({0: "background", 1: "l_eye", 2: "r_eye", 3: "lear", 4: "rear", 5: "leg", 6: "hair"})
+    assert table[:7].tolist() == [0, 2, 1, 4, 3, 5, 6] and table[255] == 255
+    assert np.array_equal(mirror_classes(id2label(CLASSES_10)), np.arange(256))
+    lab = np.array([[1, 0, 255], [2, 3, 6]], np.uint8)
+    assert mirror_label_map(lab, table).tolist() == [[255, 0, 2], [6, 4, 1]]

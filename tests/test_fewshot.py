@@ -7,6 +7,7 @@ from PIL import Image
 
 from gan_partseg.cli import main as cli_main
 from gan_partseg.data.shots import ShotsError, read_shots, write_id2label, write_shot
+from gan_partseg.errors import ArgumentError
 from gan_partseg.evaluation.metrics import evaluate_arrays
 from gan_partseg.images import tensor_to_uint8
 from gan_partseg.models.fewshot import FewShotSegmenter, FewShotSegmenterConfig
@@ -109,8 +110,9 @@ def _make_shots(g, folder, n=1, seed=0, generator_name="tiny"):
 @pytest.mark.parametrize("head,steps", [("cnn-l", 120), ("mlp-1", 300)])
 def test_training_on_one_shot_overfits_it(tiny_generator, tmp_path, head, steps):
     ((w, noise, lab),) = _make_shots(tiny_generator, tmp_path / "shots")
+    # style_mix 0: these labels are brightness bands, which a copy in other colours would not keep
     model = train_fewshot(TrainFewShotConfig(generator="tiny", shots=str(tmp_path / "shots"), head=head,
-                                             steps=steps, out=str(tmp_path / "model")),
+                                             steps=steps, style_mix=0, out=str(tmp_path / "model")),
                           generator=tiny_generator, progress=False)
     s = model.training_summary
     assert s["final_loss"] < 0.5 * s["first_loss"]
@@ -140,7 +142,8 @@ def test_shots_at_the_generator_size_train_a_head_of_a_smaller_output(tiny_gener
     Image.fromarray(unsure, mode="L").save(tmp_path / "shots" / "labels" / "s0.png")
     assert (read_shots(tmp_path / "shots")[0][0].labels == IGNORE_INDEX).sum() == 64
     model = train_fewshot(TrainFewShotConfig(generator="tiny", shots=str(tmp_path / "shots"), head="mlp-1",
-                                             steps=300, output_size=16), generator=tiny_generator, progress=False)
+                                             steps=300, output_size=16, style_mix=0),  # labels: brightness bands
+                          generator=tiny_generator, progress=False)
     pred = model.segment_latents(w, noise).labels
     assert pred.shape[-2:] == (16, 16) and model.config.output_size == 16
     small = F.interpolate(torch.from_numpy(lab)[None, None].float(), size=(16, 16), mode="nearest-exact")[0, 0]
@@ -157,6 +160,39 @@ def test_training_is_deterministic_with_a_seed(tiny_generator, tmp_path):
     b = train_fewshot(cfg, generator=tiny_generator, progress=False)
     for (k, v), (_, v2) in zip(a.state_dict().items(), b.state_dict().items()):
         assert torch.equal(v, v2), k
+
+
+def test_one_annotated_face_trains_with_style_mixed_copies(tiny_generator, tmp_path):
+    """One face: by default 8 copies keep its first mix_from styles (shape) and take a random sample's later ones
+    (colours); copies are drawn into steps, so the head differs from one trained on the shot alone, and the
+    run stays exact under its seed. A shot and its -mirror copy count as one face; two faces get no copies."""
+    from gan_partseg.training.fewshot import effective_style_mix, mixed_latents
+
+    assert effective_style_mix(None, ["a"]) == 8 and effective_style_mix(None, ["a", "a-mirror"]) == 8
+    assert effective_style_mix(None, ["a", "b"]) == 0 and effective_style_mix(2, ["a", "b"]) == 2
+    ((w, noise, lab),) = _make_shots(tiny_generator, tmp_path / "shots")
+    shots = read_shots(tmp_path / "shots")
+    g = tiny_generator
+    mixed = mixed_latents(g, shots[0], copies=3, mix_from=2, seed=5)[0]
+    assert mixed.shape == (3, g.n_latent, 32)
+    assert torch.equal(mixed[:, :2], w.expand(3, 2, 32))  # a W shot's style, repeated as W+
+    again = mixed_latents(g, shots[0], copies=3, mix_from=2, seed=5)[0]
+    assert torch.equal(mixed, again) and not torch.equal(mixed[0, 2:], mixed[1, 2:])
+    assert torch.allclose(mixed[:, 2:], mixed[:, 2:3].expand(3, g.n_latent - 2, 32))  # one sample's w per copy
+
+    def run(**kw):
+        return train_fewshot(TrainFewShotConfig(generator="tiny", head="mlp-1", steps=20, seed=1, **kw),
+                             generator=g, shots=shots, progress=False)
+
+    a, b, plain = run(), run(), run(style_mix=0)
+    assert a.training_summary["style_mix"] == 8 and plain.training_summary["style_mix"] == 0
+    for (name, v), (_, v2), (_, v0) in zip(a.state_dict().items(), b.state_dict().items(), plain.state_dict().items()):
+        assert torch.equal(v, v2), name
+    assert any(not torch.equal(v, v0) for v, v0 in zip(a.state_dict().values(), plain.state_dict().values()))
+    with pytest.raises(ArgumentError, match=r"mix_from must be a W\+ index in \[1, 7\]"):
+        run(mix_from=g.n_latent)
+    with pytest.raises(ArgumentError, match="style_mix must be >= 0"):
+        run(style_mix=-1)
 
 
 def test_ensemble_returns_members_and_disagreement(tiny_generator):

@@ -152,6 +152,23 @@ def test_make_shots_output_trains_and_evaluate_matches_metrics(noisy_generator, 
     assert Image.open(tmp_path / "eval.png").mode == "RGB"
 
 
+def test_make_shots_mirror_adds_each_face_flipped(noisy_generator, tmp_path, capsys):
+    """--mirror: every annotated image also inverted flipped left-right, its labels flipped with it (this schema
+    has no sided class, so no id changes), as a shot NAME-mirror."""
+    noisy_generator.save_pretrained(tmp_path / "gen")
+    _write_real_folder(noisy_generator, tmp_path / "real", n=1)
+    assert cli_main(["make-shots", "--images", str(tmp_path / "real" / "images"), "--labels",
+                     str(tmp_path / "real" / "labels"), str(tmp_path / "shots"), "--mirror", "--steps", "5",
+                     "--perceptual", "none", "--generator", str(tmp_path / "gen")]) == 0
+    out = capsys.readouterr().out
+    assert "wrote 2 shots (1 annotated, each also mirrored)" in out and "swap no class" in out
+    shots = {s.name: s for s in read_shots(tmp_path / "shots")[0]}
+    assert sorted(shots) == ["r0", "r0-mirror"]
+    truth = np.asarray(Image.open(tmp_path / "real" / "labels" / "r0.png"))
+    assert np.array_equal(shots["r0"].labels, truth) and np.array_equal(shots["r0-mirror"].labels, truth[:, ::-1])
+    assert not torch.equal(shots["r0"].latent, shots["r0-mirror"].latent)  # a face of its own, inverted
+
+
 def test_cli_invert_and_bad_folders(noisy_generator, tmp_path, capsys):
     noisy_generator.save_pretrained(tmp_path / "gen")
     gen = str(tmp_path / "gen")

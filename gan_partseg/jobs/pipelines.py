@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from gan_partseg.data import render
 from gan_partseg.data.shots import write_id2label, write_latent, write_shot
@@ -26,7 +27,7 @@ from gan_partseg.images import (
     uint8_to_tensor,
 )
 from gan_partseg.inversion.latent_optimizer import LatentOptimizer
-from gan_partseg.labels import IGNORE_INDEX
+from gan_partseg.labels import IGNORE_INDEX, mirror_classes, mirror_label_map
 from gan_partseg.models.stylegan2 import StyleGAN2Generator
 
 
@@ -50,31 +51,45 @@ def invert_folder(generator: StyleGAN2Generator, generator_name: str, images, ou
 
 
 def make_shots(generator: StyleGAN2Generator, generator_name: str, images, labels, out,
-               id2label: dict[int, str], **optimizer_kwargs) -> dict:
-    """Real image + label map -> shot (the reconstruction as the image, the real label aligned with it)."""
+               id2label: dict[int, str], mirror: bool = False, **optimizer_kwargs) -> dict:
+    """Real image + label map -> shot (the reconstruction as the image, the real label aligned with it).
+
+    ``mirror``: each annotated image is also inverted flipped left-right, with its label map flipped and its
+    sided classes swapped (:func:`gan_partseg.labels.mirror_classes`), as a second shot ``NAME-mirror``: the
+    generator draws the mirrored face with features of its own, so one annotation gives the head two faces.
+    """
     size = generator.config.size
     paths, batch, notes = load_folder(images, size)
-    label_maps = [load_label_map(matching_label(labels, p), size) for p in paths]
+    label_maps = [load_label_map(matching_label(labels, p), size).astype(np.uint8) for p in paths]
     for p, lab in zip(paths, label_maps):
         bad = np.setdiff1d(np.unique(lab), [*id2label, IGNORE_INDEX])  # 255 (ignore) passes through to the shot
         if bad.size:
             raise ImageError(f"{matching_label(labels, p)} holds class ids {bad.tolist()} outside id2label")
+    names = [p.stem for p in paths]
+    if mirror:
+        table = mirror_classes(id2label)
+        swapped = [f"{id2label[i]} <-> {id2label[int(j)]}" for i, j in enumerate(table[:len(id2label)]) if i < j]
+        notes = [*notes, "mirrored shots swap " + (", ".join(swapped) if swapped else "no class (none is sided)")]
+        batch = torch.cat([batch, batch.flip(-1)])
+        label_maps = label_maps + [mirror_label_map(lab, table) for lab in label_maps]
+        names = names + [f"{n}-mirror" for n in names]
     res = LatentOptimizer(generator, **optimizer_kwargs).invert(batch)
     recon = tensor_to_uint8(res.reconstructions)
-    for i, p in enumerate(paths):
-        write_shot(out, p.stem, recon[i], label_maps[i].astype(np.uint8), res.latents[i: i + 1],
+    for i, name in enumerate(names):
+        write_shot(out, name, recon[i], label_maps[i], res.latents[i: i + 1],
                    [n[i: i + 1] for n in res.noises], generator_name)
     write_id2label(out, id2label)
-    return {"n_shots": len(paths), "mean_psnr": float(res.psnr.mean()), "notes": notes}
+    return {"n_shots": len(names), "n_annotated": len(paths), "mean_psnr": float(res.psnr.mean()), "notes": notes}
 
 
 def invert_rendered(generator: StyleGAN2Generator, generator_name: str, seeds, folder, with_labels: bool,
-                    batch_size: int = 8, progress: bool = True, **optimizer_kwargs) -> float:
+                    batch_size: int = 8, progress: bool = True, mirror: bool = False, **optimizer_kwargs) -> float:
     """Invert the rendered toy faces of ``seeds`` that ``folder`` does not hold yet (resumable).
 
     Writes ``folder/latents/SEED.safetensors`` (7-digit names) and, ``with_labels``, the shot files
-    (reconstruction + true 10-class labels), batch by batch. Returns seconds per image (nan when
-    nothing was left to do).
+    (reconstruction + true 10-class labels), batch by batch. ``mirror``: each face and its labels flipped
+    left-right first (the 10 classes have no left/right). Returns seconds per image (nan when nothing
+    was left to do).
     """
     from tqdm.auto import tqdm
 
@@ -89,6 +104,9 @@ def invert_rendered(generator: StyleGAN2Generator, generator_name: str, seeds, f
     for i in range(0, len(todo), batch_size):
         chunk = todo[i: i + batch_size]
         pairs = [render(s, generator.config.size) for s in chunk]
+        if mirror:  # the 10 classes have no sided class: the label map only flips
+            pairs = [(np.ascontiguousarray(im[:, ::-1]), mirror_label_map(lab, np.arange(256, dtype=np.uint8)))
+                     for im, lab in pairs]
         res = optimizer.invert(uint8_to_tensor(np.stack([p[0] for p in pairs])))
         recon = tensor_to_uint8(res.reconstructions)
         for j, s in enumerate(chunk):

@@ -1,9 +1,10 @@
 """Few-shot head settings chosen on a validation set, never on the held-out test faces.
 
-    python scripts/fewshot_settings.py [--k 1] [--work runs/results]
+    python scripts/fewshot_settings.py [--k 1] [--grid all|shots] [--work runs/results]
 
 Reads the shot pool that ``scripts/fewshot_results.py`` inverted (``--work``/pool: 30 rendered training
-faces with their true labels). For each setting and each of the k-shot table's draws (the same shots:
+faces with their true labels; pool-mirror: the same faces mirrored, for the ``mirror`` setting). For
+each setting and each of the k-shot table's draws (the same shots:
 ``rng(1000 k + draw)``), a head is trained on the k drawn faces and scored on the *other* pool faces,
 so the choice of steps / learning rate / weight decay / loss / class weights never sees
 HELD_OUT_SEEDS. Rows go to docs/results/fewshot_settings_{k}shot.jsonl and a table to docs/results.md.
@@ -14,7 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -37,19 +38,28 @@ GRID: list[dict] = [
     {"head": "mlp-0"}, {"head": "mlp-2"},
     {"balance": "median-freq"}, {"balance": "median-freq", "lr": 3e-3},
     {"loss": "balanced-ce+dice"}, {"augment": "flip"}, {"ignore_band": 1},
+    {"style_mix": 0}, {"style_mix": 8}, {"style_mix": 16}, {"mix_from": 2}, {"mix_from": 4}, {"mix_from": 6},
+    {"mirror": True}, {"mirror": True, "style_mix": 0},
 ]
+#: the shot-side settings alone, for k = 5 and 10 (``--grid shots``): what the 1-shot choices do with more faces
+SHOTS_GRID: list[dict] = [{}, {"style_mix": 8}, {"mirror": True}]
+GRIDS = {"all": GRID, "shots": SHOTS_GRID}
+#: a setting of the shots, not of TrainFewShotConfig: each drawn face's mirrored inversion joins it (pool-mirror)
+SHOT_SETTINGS = ("mirror",)
 TABLE_CLASSES = ("eye", "eyebrow", "mouth", "nose", "ear")
 
 
 def run(k: int, work: Path, draws: int = 3, steps: int = 400, grid: list[dict] = GRID) -> list[dict]:
     """One row per setting: validation mean / per-class IoU (mean over draws) and training seconds."""
-    known = {f.name for f in fields(TrainFewShotConfig)}
+    known = {f.name for f in fields(TrainFewShotConfig)} | set(SHOT_SETTINGS)
     unknown = sorted({name for change in grid for name in change} - known)
     if unknown:  # before any work
         raise ValueError(f"unknown TrainFewShotConfig field(s) {unknown}")
     g = StyleGAN2Generator.from_pretrained(GENERATOR).eval()
     pool, _ = read_shots(work / "pool")
     by_name = {s.name: s for s in pool}
+    mirrored = ({s.name: s for s in read_shots(work / "pool-mirror")[0]}
+                if any(c.get("mirror") for c in grid) else {})  # named like the faces they mirror
     seeds = [int(s) for s in POOL_SEEDS[: len(pool)]]
     names = [f"{s:07d}" for s in seeds]
     latents, noise = read_latents(work / "pool", names)
@@ -61,10 +71,13 @@ def run(k: int, work: Path, draws: int = 3, steps: int = 400, grid: list[dict] =
         for draw in range(draws):
             chosen = list(np.random.default_rng(1000 * k + draw).choice(seeds, size=k, replace=False))
             val = [i for i, s in enumerate(seeds) if s not in chosen]  # the pool faces not drawn
-            cfg = TrainFewShotConfig(generator=GENERATOR, seed=draw, **{"steps": steps, **change})
+            cfg = TrainFewShotConfig(generator=GENERATOR, seed=draw,
+                                     **{"steps": steps, **{n: v for n, v in change.items() if n not in SHOT_SETTINGS}})
+            shots = [by_name[f"{s:07d}"] for s in chosen]
+            if change.get("mirror"):  # renamed NAME-mirror, as make-shots --mirror writes them
+                shots += [replace(mirrored[f"{s:07d}"], name=f"{s:07d}-mirror") for s in chosen]
             t0 = time.time()
-            model = train_fewshot(cfg, generator=g, shots=([by_name[f"{s:07d}"] for s in chosen], id2label(CLASSES_10)),
-                                  progress=False)
+            model = train_fewshot(cfg, generator=g, shots=(shots, id2label(CLASSES_10)), progress=False)
             seconds = time.time() - t0
             m = SegmentationMetrics(len(CLASSES_10), class_names=list(CLASSES_10))
             m.update(predict(model, {n: f[val] for n, f in features.items()}), truth[val])
@@ -85,7 +98,10 @@ def markdown(rows: list[dict], steps: int) -> str:
              f"Each setting changes one thing from `TrainFewShotConfig`'s defaults at the k-shot table's {steps} steps; "
              f"{rows[0]['draws']} draws of the k-shot table's shots from the pool; scored on the {rows[0]['n_val']} pool "
              "faces not drawn (inverted training faces with true labels), never on the held-out test faces. "
-             "IoU x 100, mean over draws.", "", f"Reproduce: `python scripts/fewshot_settings.py --k {k}`", "",
+             "IoU x 100, mean over draws. `style_mix` / `mix_from`: style-mixed copies of each shot (default: 8 "
+             "copies from W+ index 3 for one annotated face, none for more); `mirror`: each drawn face's "
+             "left-right mirrored inversion joins the shots (`make-shots --mirror`), twice the inversions for "
+             "the same annotations.", "", f"Reproduce: `python scripts/fewshot_settings.py --k {k}`", "",
              "| setting | mean IoU | weighted IoU | " + " | ".join(TABLE_CLASSES)
              + f" | misses (IoU < {100 * MISS_BELOW:.0f}) | s / head |",
              "|" + "---|" * (5 + len(TABLE_CLASSES))]
@@ -100,11 +116,13 @@ def main() -> None:
     ap.add_argument("--work", default=str(ROOT / "runs" / "results"))
     ap.add_argument("--draws", type=int, default=3)
     ap.add_argument("--steps", type=int, default=TrainFewShotConfig().steps, help="the k-shot table's training steps")
+    ap.add_argument("--grid", choices=sorted(GRIDS), default="all",
+                    help="all: every setting; shots: defaults, style mixing and mirrored shots only")
     args = ap.parse_args()
     work = Path(args.work)
     if not (work / "pool" / "latents").is_dir():
         raise SystemExit(f"no shot pool in {work}/pool: run `python scripts/fewshot_results.py` first")
-    rows = run(args.k, work, args.draws, args.steps)
+    rows = run(args.k, work, args.draws, args.steps, GRIDS[args.grid])
     out = ROOT / "docs" / "results" / f"fewshot_settings_{args.k}shot.jsonl"
     atomic_write_text(out, "".join(json.dumps(r) + "\n" for r in rows))
     replace_markdown_section(ROOT / "docs" / "results.md", f"## Few-shot head settings ({args.k} shot",

@@ -6,7 +6,8 @@ Steps, each cached under --work so an interrupted run resumes where it stopped (
 stamped with the generator's weights fingerprint; made with other weights, it is moved aside):
 
 1. pool: render POOL training faces (seeds from TRAIN_SEEDS after the GAN's images), invert each
-   (the default latent optimizer) and write them as shots with their true labels;
+   (the default latent optimizer) and write them as shots with their true labels; pool-mirror: the same
+   faces flipped left-right (``make-shots --mirror``), read by ``scripts/fewshot_settings.py`` only;
 2. held-out: render the first N_TEST HELD_OUT_SEEDS and invert them once (latents cached);
 3. for classes in (10, 3), head in (cnn-s, cnn-m, cnn-l, mlp-0, mlp-1, mlp-2), k in (1, 5, 10)
    and DRAWS independent draws of k shots from the pool: train, segment the held-out latents,
@@ -38,7 +39,7 @@ from gan_partseg.labels import CLASSES_3, CLASSES_10, MISS_BELOW, id2label, miss
 from gan_partseg.models.stylegan2 import StyleGAN2Generator
 from gan_partseg.results.cache import claim_cache
 from gan_partseg.results.cards import write_cards
-from gan_partseg.training.fewshot import TrainFewShotConfig, save_fewshot, train_fewshot
+from gan_partseg.training.fewshot import TrainFewShotConfig, effective_style_mix, save_fewshot, train_fewshot
 
 ROOT = Path(__file__).resolve().parents[2]  # the checkout: results are written into its docs/ and runs/
 GENERATOR = "toyfaces-64"
@@ -57,6 +58,9 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true",
                     help="a smoke run: 12 pool, 16 test, 1 draw, 50 training and 20 inversion steps, nothing shipped")
     ap.add_argument("--no-ship", action="store_true")
+    ap.add_argument("--ship-k", default="1,5,10",
+                    help="the k whose bundled segmenter is trained and saved again (default: all three); the rows of "
+                         "every k are measured either way")
     ap.add_argument("--summarize-only", action="store_true",
                     help="write the JSON, tables and cards from the runs measured so far (no training)")
     args = ap.parse_args()
@@ -79,6 +83,8 @@ def main() -> None:
     print("1/3 inverting the shot pool", flush=True)
     invert_rendered(g, GENERATOR, pool_seeds, pool_dir, with_labels=True, steps=args.inv_steps)
     write_id2label(pool_dir, id2label(CLASSES_10))
+    invert_rendered(g, GENERATOR, pool_seeds, work / "pool-mirror", with_labels=True, steps=args.inv_steps, mirror=True)
+    write_id2label(work / "pool-mirror", id2label(CLASSES_10))
     print("2/3 inverting the held-out test set", flush=True)
     sec = invert_rendered(g, GENERATOR, test_seeds, test_dir, with_labels=False, steps=args.inv_steps)
     timing_path = work / "inversion_seconds.json"
@@ -119,7 +125,8 @@ def main() -> None:
         row = {"classes": classes, "head": head, "k": k, "draw": draw,
                "shots": [s.name for s in chosen], "weighted_iou": res["weighted_iou"],
                "mean_iou": res["mean_iou"], "per_class_iou": res["per_class_iou"],
-               "train_seconds": round(train_s, 1), "loss": TrainFewShotConfig().loss}
+               "train_seconds": round(train_s, 1), "loss": TrainFewShotConfig().loss,
+               "style_mix": model.training_summary["style_mix"], "date": time.strftime("%Y-%m-%d")}
         with open(rows_path, "a") as f:
             f.write(json.dumps(row) + "\n")
         done[key] = row
@@ -128,7 +135,10 @@ def main() -> None:
 
     ship = ARTIFACTS_DIR if not (args.no_ship or args.quick) else work / "segmenters"
     shipped: dict[str, dict] = {}
+    ship_k = {int(k) for k in args.ship_k.split(",")}
     for k, head in best_heads(list(done.values())).items():
+        if k not in ship_k:
+            continue
         chosen, rule = ship_shots(pool, pool_seeds, k)
         shipped[str(k)] = ship_segmenter(g, head, k, chosen, rule, args.steps, test_features, truth10,
                                          ship / f"toyfaces-64-fewshot-10c-{k}shot")
@@ -137,7 +147,8 @@ def main() -> None:
             print(f"  note: {head} k={k} draw 0 retrained scores mean IoU {shipped[str(k)]['mean_iou']:.4f}, its row "
                   f"{row['mean_iou']:.4f}; the card gives the shipped model's own figures", flush=True)
         print(f"  shipped {head} ({k}-shot, the best mean IoU over draws; shots: {rule}) to {ship}", flush=True)
-    atomic_write_text(work / "shipped.json", json.dumps(shipped, indent=2))
+    before = json.loads((work / "shipped.json").read_text()) if (work / "shipped.json").exists() else {}
+    atomic_write_text(work / "shipped.json", json.dumps({**before, **shipped}, indent=2))
 
 
     write_results(list(done.values()), args, sec_per_image, work)
@@ -183,6 +194,9 @@ def load_rows(work: Path) -> dict:
             r = json.loads(line)
             if r.get("loss", "ce") != TrainFewShotConfig().loss:  # rows of heads trained with another loss
                 continue
+            faces = [f"face{i}" for i in range(r["k"])]
+            if r.get("style_mix", 0) != effective_style_mix(TrainFewShotConfig().style_mix, faces):
+                continue  # trained before the default style mixing of its k
             done[(r["classes"], r["head"], r["k"], r["draw"])] = r
     return done
 
@@ -198,7 +212,7 @@ def write_results(rows: list[dict], args, sec_per_image, work: Path) -> None:
                       "held-out images); mean and std over draws",
             "shipped_heads": best_heads(rows),
             "shipped": json.loads((work / "shipped.json").read_text()) if (work / "shipped.json").exists() else None,
-            "runs_done": len(rows), "runs_total": total, "complete": len(rows) == total}
+            "runs_done": len(rows), "runs_total": total, "complete": len(rows) == total, "dates_by_k": dates_by_k(rows)}
     out = {"meta": meta, "summary": summary, "rows": rows}
     if args.quick:  # a smoke run never touches the documented results
         atomic_write_text(work / "fewshot.json", json.dumps(out, indent=2))
@@ -281,6 +295,24 @@ def _seconds_text(sec: float | None) -> str:
     return "" if sec is None or sec != sec else f" ({sec:.1f} s per image on this CPU)"
 
 
+def dates_by_k(rows: list[dict]) -> dict[str, list[str]]:
+    """k -> the dates its rows were measured on ("earlier" for rows from before rows kept a date)."""
+    out: dict[str, set[str]] = {}
+    for r in rows:
+        out.setdefault(str(r["k"]), set()).add(r.get("date", "earlier"))
+    return {k: sorted(v) for k, v in out.items()}
+
+
+def _dates_text(dates: dict[str, list[str]]) -> str:
+    """A sentence naming which columns were measured when, when they were not measured in one run."""
+    if len({tuple(v) for v in dates.values()}) <= 1:
+        return ""
+    parts = [f"{k}-shot: {', '.join(v)}" for k, v in sorted(dates.items(), key=lambda x: int(x[0]))]
+    return (" The columns were measured on different dates (" + "; ".join(parts) + "), each on that day's inversions "
+            "of the same pool and test faces: inversion is not bit-reproducible across machines, which moves a "
+            "cell by about 1 mean IoU.")
+
+
 def write_markdown(summary: list[dict], meta: dict) -> None:
     lines = ["## Few-shot segmenters on the embedded world (k-shot table)", "",
              f"Generator `{meta['generator']}`; shots: rendered training faces inverted with the default latent "
@@ -292,7 +324,9 @@ def write_markdown(summary: list[dict], meta: dict) -> None:
              "the large classes, so a head that never finds an eye can still score high); mean ± std over draws. "
              "The bundled segmenters are, for each k, the 10-class head of the best mean IoU (bold). The 1-shot one "
              "is trained on a face that shows every class, as an annotator would choose (`ship_shots`); its card "
-             "gives its own figures.",
+             "gives its own figures. At 1 shot every head trains with style mixing (`TrainFewShotConfig.style_mix`: "
+             "8 copies of the face in other colours; the few-shot head settings below compare it)."
+             + _dates_text(meta.get("dates_by_k", {})),
              "", "Reproduce: `python scripts/fewshot_results.py`", ""]
     if not meta.get("complete", True):
         lines += [f"**Incomplete: {meta['runs_done']} of {meta['runs_total']} runs measured so far** (\"-\": not yet; "
