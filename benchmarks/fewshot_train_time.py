@@ -4,7 +4,9 @@ Rows (each ``train_fewshot`` from the shot to the trained model: generator featu
 the head's steps, on the CPU threads torch picks unless --threads is given):
 
   baseline (cnn-l, 600 steps)   the defaults before 2026-12-03 (the paper's CNN-L, 600 steps)
-  default (TrainFewShotConfig)  what `gan-partseg train-fewshot` trains with no options
+  default (TrainFewShotConfig)  what `gan-partseg train-fewshot` trains with no options (one face: with
+                                style mixing, a generator forward for each step that draws a copy)
+  default, --style-mix 0        the same without the style-mixed copies (the default before 2026-12-04)
   Space default                 the Space's "Annotate and train" handler as the tab opens (mlp-1, its
                                 slider's steps), preview of four new faces included: what its user waits for
 
@@ -64,17 +66,19 @@ def main() -> None:
     g = StyleGAN2Generator.from_pretrained("toyfaces-64").eval()
     shot, id2label = one_shot(g)
     default = TrainFewShotConfig(generator="toyfaces-64")
-    plan = [("baseline (cnn-l, 600 steps)", "cnn-l", 600), ("default (TrainFewShotConfig)", default.head, default.steps),
-            ("Space default", "mlp-1", space.DEFAULT_STEPS)]
+    plan = [("baseline (cnn-l, 600 steps)", "cnn-l", 600, {"style_mix": 0}),
+            ("default (TrainFewShotConfig)", default.head, default.steps, {}),
+            ("default, --style-mix 0", default.head, default.steps, {"style_mix": 0}),
+            ("Space default", "mlp-1", space.DEFAULT_STEPS, {})]
     rows = []
-    for label, head, steps in plan:
+    for label, head, steps, extra in plan:
         steps = 10 if args.quick else steps
         t0 = time.perf_counter()
         if label == "Space default":
             state = {**space.new_session(), "shots": [shot]}
             model = space.train_head(head, steps, state)[0]["head"]
         else:
-            model = train_fewshot(TrainFewShotConfig(generator="toyfaces-64", head=head, steps=steps, seed=0),
+            model = train_fewshot(TrainFewShotConfig(generator="toyfaces-64", head=head, steps=steps, seed=0, **extra),
                                   generator=g, shots=([shot], id2label), progress=False)
         wall = time.perf_counter() - t0
         rows.append({"row": label, "head": head, "steps": steps, "wall_seconds": round(wall, 2),

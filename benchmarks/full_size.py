@@ -4,7 +4,8 @@ A 1024 px config-f generator (random weights, 30 M parameters) is written as a r
 file and taken through the commands users run, each in its own process: ``convert rosinality``,
 ``sample`` (1 shot; its label map painted here with four classes), ``invert`` (the latent optimizer on 8
 copies of that picture, its default batch and 2), ``train-fewshot`` at the paper's setting (every synthesis layer,
-512 px output, 1 shot; CNN-L and MLP-1), ``make-dataset`` (16 samples, at the old fixed batch and at its
+512 px output, 1 shot; CNN-L and MLP-1 with the default style mixing, MLP-1 also without it),
+``make-dataset`` (16 samples, at the old fixed batch and at its
 default), ``train-autoshot`` (one epoch on them). Peak memory is the child's own ``ru_maxrss`` (from
 ``wait4``), so each row is one command's peak; the goal is every command within 8 GiB.
 
@@ -109,11 +110,14 @@ def main() -> None:
                 f"({args.inv_steps} steps, default perceptual loss)",
                 ["invert", "--generator", str(gen), "--steps", str(args.inv_steps), *(["--batch-size", str(batch)] if batch
                  else []), str(photos), str(tmp / f"inv-{batch}")], args.threads, check_limit=batch is None))
-        for head in ("cnn-l", "mlp-1"):
+        for head, mix in (("cnn-l", None), ("mlp-1", None), ("mlp-1", 0)):  # one shot: style mixing on by default
             rows.append(run_command(
-                f"train-fewshot {head}, all layers, {out_size} px, 1 shot, {args.steps} steps",
-                ["train-fewshot", "--generator", str(gen), "--shots", str(shots), "--out", str(tmp / f"seg-{head}"),
-                 "--head", head, "--steps", str(args.steps), "--output-size", str(out_size)], args.threads))
+                f"train-fewshot {head}, all layers, {out_size} px, 1 shot, {args.steps} steps"
+                + (", --style-mix 0 (reference)" if mix == 0 else ""),
+                ["train-fewshot", "--generator", str(gen), "--shots", str(shots), "--out",
+                 str(tmp / f"seg-{head}{'-nomix' if mix == 0 else ''}"), "--head", head, "--steps", str(args.steps),
+                 "--output-size", str(out_size), *(["--style-mix", "0"] if mix == 0 else [])], args.threads,
+                check_limit=mix is None))
         from gan_partseg import FewShotSegmenter
         from gan_partseg.jobs.generated import auto_batch_size
 
