@@ -169,6 +169,21 @@ def test_make_shots_mirror_adds_each_face_flipped(noisy_generator, tmp_path, cap
     assert not torch.equal(shots["r0"].latent, shots["r0-mirror"].latent)  # a face of its own, inverted
 
 
+def test_make_shots_names_a_16_bit_label_id_beyond_uint8(noisy_generator, tmp_path, capsys):
+    """A 16-bit label PNG with id 300 is refused by name; it must not wrap to 44 (or 255, "ignore") on its way
+    to the shot's uint8 map."""
+    noisy_generator.save_pretrained(tmp_path / "gen")
+    _write_real_folder(noisy_generator, tmp_path / "real", n=1)
+    lab = np.asarray(Image.open(tmp_path / "real" / "labels" / "r0.png")).astype(np.int32)
+    lab[0, 0] = 300
+    Image.fromarray(lab, mode="I").save(tmp_path / "real" / "labels" / "r0.png")
+    assert cli_main(["make-shots", "--images", str(tmp_path / "real" / "images"), "--labels",
+                     str(tmp_path / "real" / "labels"), str(tmp_path / "shots"), "--steps", "2",
+                     "--perceptual", "none", "--generator", str(tmp_path / "gen")]) == 2
+    assert "class ids [300] outside id2label" in capsys.readouterr().err
+    assert not (tmp_path / "shots").exists()
+
+
 def test_cli_invert_and_bad_folders(noisy_generator, tmp_path, capsys):
     noisy_generator.save_pretrained(tmp_path / "gen")
     gen = str(tmp_path / "gen")

@@ -107,3 +107,16 @@ def test_rows_of_an_older_default_are_measured_again_and_mixed_dates_are_named(t
     text = _dates_text(dates_by_k([new1, five]))
     assert "1-shot: 2026-12-04; 5-shot: 2026-12-03" in text and "not bit-reproducible" in text
     assert _dates_text(dates_by_k([new1, {**five, "date": "2026-12-04"}])) == ""
+
+
+def test_the_settings_sweep_knows_the_shot_settings(tmp_path):
+    """"mirror" is a setting of the shots, not of TrainFewShotConfig: the field check lets it through (what fails
+    next is reading the pool that tmp_path lacks, not the check's ValueError)."""
+    import pytest
+
+    from gan_partseg.data.shots import ShotsError
+    from gan_partseg.results.fewshot_settings import GRIDS, run
+
+    assert {"mirror": True} in GRIDS["shots"] and {"style_mix": 8} in GRIDS["shots"]
+    with pytest.raises((ShotsError, FileNotFoundError)):  # no pool at all in tmp_path: the reading fails, not the check
+        run(1, tmp_path, grid=[{"mirror": True}])

@@ -60,11 +60,12 @@ def make_shots(generator: StyleGAN2Generator, generator_name: str, images, label
     """
     size = generator.config.size
     paths, batch, notes = load_folder(images, size)
-    label_maps = [load_label_map(matching_label(labels, p), size).astype(np.uint8) for p in paths]
+    label_maps = [load_label_map(matching_label(labels, p), size) for p in paths]  # int64: 16-bit PNGs too
     for p, lab in zip(paths, label_maps):
         bad = np.setdiff1d(np.unique(lab), [*id2label, IGNORE_INDEX])  # 255 (ignore) passes through to the shot
         if bad.size:
             raise ImageError(f"{matching_label(labels, p)} holds class ids {bad.tolist()} outside id2label")
+    label_maps = [lab.astype(np.uint8) for lab in label_maps]  # only after the check: 256 must not wrap to 0
     names = [p.stem for p in paths]
     if mirror:
         table = mirror_classes(id2label)

@@ -305,7 +305,7 @@ def dates_by_k(rows: list[dict]) -> dict[str, list[str]]:
 
 def _dates_text(dates: dict[str, list[str]]) -> str:
     """A sentence naming which columns were measured when, when they were not measured in one run."""
-    if len({tuple(v) for v in dates.values()}) <= 1:
+    if len({tuple(v) for v in dates.values()}) <= 1 and all(len(v) <= 1 for v in dates.values()):
         return ""
     parts = [f"{k}-shot: {', '.join(v)}" for k, v in sorted(dates.items(), key=lambda x: int(x[0]))]
     return (" The columns were measured on different dates (" + "; ".join(parts) + "), each on that day's inversions "
