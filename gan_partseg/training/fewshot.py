@@ -6,7 +6,7 @@ the head trains with Adam (lr 1e-3, weight decay 1e-3) and cross-entropy (option
 class-balanced, with Dice, and blind to a band around label boundaries), one seeded batch
 per step, optionally with horizontal flips of features and labels.
 
-Style mixing (on by default): besides each shot itself, the head trains on ``style_mix`` copies of it whose
+Style mixing (on by default for one annotated face): besides each shot itself, the head trains on ``style_mix`` copies of it whose
 first ``mix_from`` W+ styles (pose, face and hair shape: the label map still fits) are the shot's and whose
 later styles (colours, texture, lighting) are a random sample's, so one annotated face teaches the head parts
 in the colours of many. The copies' activations are computed when a step draws them, not cached, so the
@@ -98,7 +98,7 @@ def shot_features(generator: StyleGAN2Generator, shots: list[Shot], layers: list
     return OrderedDict((n, torch.cat(v)) for n, v in per_layer.items())
 
 
-MIXED_COPIES_ONE_SHOT = 8  # 16 and 32 copies score the same on validation faces (52.4, 52.3 against 52.7)
+MIXED_COPIES_ONE_SHOT = 8  # 16 copies score the same on validation faces (51.9 against 52.2, docs/results.md)
 
 
 def effective_style_mix(style_mix: int | None, shot_names: list[str]) -> int:
