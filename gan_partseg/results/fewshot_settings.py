@@ -92,7 +92,7 @@ def run(k: int, work: Path, draws: int = 3, steps: int = 400, grid: list[dict] =
     return rows
 
 
-def markdown(rows: list[dict], steps: int) -> str:
+def markdown(rows: list[dict], steps: int, grid: str = "all") -> str:
     k = rows[0]["k"]
     lines = [f"## Few-shot head settings ({k} shot, chosen on validation faces)", "",
              f"Each setting changes one thing from `TrainFewShotConfig`'s defaults at the k-shot table's {steps} steps; "
@@ -101,7 +101,8 @@ def markdown(rows: list[dict], steps: int) -> str:
              "IoU x 100, mean over draws. `style_mix` / `mix_from`: style-mixed copies of each shot (default: 8 "
              "copies from W+ index 3 for one annotated face, none for more); `mirror`: each drawn face's "
              "left-right mirrored inversion joins the shots (`make-shots --mirror`), twice the inversions for "
-             "the same annotations.", "", f"Reproduce: `python scripts/fewshot_settings.py --k {k}`", "",
+             "the same annotations.", "", f"Reproduce: `python scripts/fewshot_settings.py --k {k}"
+             + ("" if grid == "all" else f" --grid {grid}") + "`", "",
              "| setting | mean IoU | weighted IoU | " + " | ".join(TABLE_CLASSES)
              + f" | misses (IoU < {100 * MISS_BELOW:.0f}) | s / head |",
              "|" + "---|" * (5 + len(TABLE_CLASSES))]
@@ -122,11 +123,14 @@ def main() -> None:
     work = Path(args.work)
     if not (work / "pool" / "latents").is_dir():
         raise SystemExit(f"no shot pool in {work}/pool: run `python scripts/fewshot_results.py` first")
+    if any(c.get("mirror") for c in GRIDS[args.grid]) and not (work / "pool-mirror" / "latents").is_dir():
+        raise SystemExit(f"no mirrored pool in {work}/pool-mirror: rerun `python scripts/fewshot_results.py` "
+                         "(it inverts the mirrored faces, then resumes the rows it has)")
     rows = run(args.k, work, args.draws, args.steps, GRIDS[args.grid])
     out = ROOT / "docs" / "results" / f"fewshot_settings_{args.k}shot.jsonl"
     atomic_write_text(out, "".join(json.dumps(r) + "\n" for r in rows))
     replace_markdown_section(ROOT / "docs" / "results.md", f"## Few-shot head settings ({args.k} shot",
-                             markdown(rows, args.steps))
+                             markdown(rows, args.steps, args.grid))
     print(f"wrote {out} and its table in docs/results.md")
 
 
