@@ -211,6 +211,12 @@ def _head_name(config: dict) -> str:
     return f"ensemble-{config.get('ensemble_size', '?')}" if head == "ensemble" else str(head)
 
 
+def _scale_text(summary: dict) -> str:
+    """"; each layer's activations divided by their RMS in training (folded into the weights)", or nothing."""
+    return ("; each layer's activations divided by their RMS over random samples in training (folded into the "
+            "first layer's weights, so the head reads raw activations)") if summary.get("layer_rms") else ""
+
+
 def _style_mix_text(summary: dict) -> str:
     """", with 8 style-mixed copies of each shot (W+ styles from index 3 of random samples)", or nothing."""
     n = summary.get("style_mix") or 0
@@ -274,7 +280,7 @@ out = seg.segment_images(x)                           # real images in [-1, 1]: 
 Layers {len(config.get('feature_layers', []))} ({', '.join(config.get('feature_layers', [])[:3])} ...), output
 {config.get('output_size')} px; {cfg.get('steps', '?')} steps, Adam lr {cfg.get('lr', '?')}, weight decay
 {cfg.get('weight_decay', '?')}, batch {cfg.get('batch', '?')}, seed {cfg.get('seed', '?')}; shots:
-{', '.join(t.get('shots', [])) or '?'}; loss {cfg.get('loss', '?')}{_style_mix_text(t)};
+{', '.join(t.get('shots', [])) or '?'}; loss {cfg.get('loss', '?')}{_style_mix_text(t)}{_scale_text(t)};
 final loss {_rounded(t.get('final_loss'))}.
 
 ## Intended use and limits

@@ -69,6 +69,8 @@ FLAG_HELP = {
     "ignore_band": "pixels within this many px of a label boundary are not trained on",
     "style_mix": "style-mixed copies per shot: the shot's pose and shape styles, a random sample's colours "
                  "(default: 8 when one face is annotated, else 0)",
+    "feature_scale": "layer-rms: the head trains on each layer's activations divided by their RMS over random "
+                     "samples (folded into its weights when saved); none: on the raw activations",
     "mix_from": "first W+ style index a style-mixed copy takes from the random sample (lower: shape changes too)",
 }
 

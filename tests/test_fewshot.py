@@ -1,3 +1,4 @@
+import copy
 import json
 
 import numpy as np
@@ -193,6 +194,42 @@ def test_one_annotated_face_trains_with_style_mixed_copies(tiny_generator, tmp_p
         run(mix_from=g.n_latent)
     with pytest.raises(ArgumentError, match="style_mix must be >= 0"):
         run(style_mix=-1)
+
+
+def test_layer_scaling_is_folded_into_the_saved_head(tiny_generator, tmp_path):
+    """By default the head trains on each layer's activations over their RMS on random samples; the scales are
+    folded into the first layer, so the saved head on raw activations gives what the trained head gave on
+    scaled ones, and it trains differently from an unscaled head."""
+    from gan_partseg.training.fewshot import layer_rms
+
+    g = tiny_generator
+    ((w, noise, lab),) = _make_shots(g, tmp_path / "shots")
+    shots = read_shots(tmp_path / "shots")
+    layers = list(g([torch.zeros(1, 32)], return_features=True).features)
+    rms = layer_rms(g, layers, samples=8)
+    assert rms == layer_rms(g, layers, samples=8) and all(v > 0 for v in rms.values())
+    assert len(set(rms.values())) == len(rms)  # layers differ in scale: the point of scaling them
+
+    def run(**kw):
+        return train_fewshot(TrainFewShotConfig(generator="tiny", head="mlp-1", steps=20, seed=1, style_mix=0, **kw),
+                             generator=g, shots=shots, progress=False)
+
+    scaled, plain = run(), run(feature_scale="none")
+    assert scaled.training_summary["layer_rms"] and plain.training_summary["layer_rms"] is None
+    feats = g([w], input_is_latent=True, noise=noise, randomize_noise=False, return_features=True).features
+    feats = {n: feats[n] for n in scaled.config.feature_layers}
+    rms = layer_rms(g, scaled.config.feature_layers)  # the training's own samples
+    unfolded = copy.deepcopy(scaled)
+    unfolded.head.project.fold_input_scale({n: v for n, v in rms.items()})  # undo the fold
+    with torch.no_grad():
+        a = scaled(feats).logits
+        b = unfolded({n: f / rms[n] for n, f in feats.items()}).logits
+    assert torch.allclose(a, b, atol=1e-5)
+    assert not torch.allclose(a, plain(feats).logits, atol=1e-3)
+    with pytest.raises(ArgumentError, match="feature_scale must be one of"):
+        run(feature_scale="channel")
+    with pytest.raises(ValueError, match="scales for layers the head does not read"):
+        scaled.head.project.fold_input_scale({"nope": 2.0})
 
 
 def test_ensemble_returns_members_and_disagreement(tiny_generator):

@@ -94,15 +94,18 @@ def test_the_bundled_one_shot_head_is_trained_on_a_face_that_shows_every_class()
 
 def test_rows_of_an_older_default_are_measured_again_and_mixed_dates_are_named(tmp_path):
     """A 1-shot row trained before the default style mixing is not reused (5-shot rows are: their default did not
-    change); a table whose columns come from different days says so."""
+    change), nor a row trained before the default layer scaling; a table whose columns come from different days
+    says so."""
     import json
 
     from gan_partseg.results.fewshot_table import _dates_text, dates_by_k, load_rows
 
-    old1 = {**_row("mlp-1", 1, 0, 0.47, 0.88, 0.3), "loss": "balanced-ce"}  # no style_mix: trained without
+    old1 = {**_row("mlp-1", 1, 0, 0.47, 0.88, 0.3), "loss": "balanced-ce", "feature_scale": "layer-rms"}  # no style_mix
     new1 = {**old1, "draw": 1, "style_mix": 8, "date": "2026-12-04"}
-    five = {**_row("mlp-1", 5, 0, 0.57, 0.91, 0.45), "loss": "balanced-ce", "date": "2026-12-03"}
-    (tmp_path / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in (old1, new1, five)))
+    five = {**_row("mlp-1", 5, 0, 0.57, 0.91, 0.45), "loss": "balanced-ce", "date": "2026-12-03",
+            "feature_scale": "layer-rms"}
+    unscaled = {k: v for k, v in five.items() if k != "feature_scale"} | {"draw": 1}  # before layer scaling
+    (tmp_path / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in (old1, new1, five, unscaled)))
     assert sorted(load_rows(tmp_path)) == [(10, "mlp-1", 1, 1), (10, "mlp-1", 5, 0)]
     text = _dates_text(dates_by_k([new1, five]))
     assert "1-shot: 2026-12-04; 5-shot: 2026-12-03" in text and "not bit-reproducible" in text

@@ -172,6 +172,19 @@ class PointwiseProjection(nn.Module):
         nn.init.uniform_(self.weight, -bound, bound)
         nn.init.uniform_(self.bias, -bound, bound)
 
+    @torch.no_grad()
+    def fold_input_scale(self, scales: Mapping[str, float]) -> None:
+        """Make the projection of raw features equal the one it was trained with on ``f_l * scales[l]``.
+
+        The projection is linear, so W (s f) = (W s) f: each layer's weight columns are multiplied by its
+        scale, and the saved head reads the generator's activations as they are.
+        """
+        unknown = sorted(set(scales) - set(self.layer_names))
+        if unknown:
+            raise ValueError(f"scales for layers the head does not read: {unknown}")
+        for w, name in zip(self.weight.split(self.splits, dim=1), self.layer_names):
+            w.mul_(float(scales.get(name, 1.0)))
+
     def _check(self, features: Mapping[str, torch.Tensor]) -> None:
         got = [(n, f.shape[1]) for n, f in features.items()]
         want = list(zip(self.layer_names, self.splits))

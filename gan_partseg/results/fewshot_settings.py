@@ -39,10 +39,10 @@ GRID: list[dict] = [
     {"balance": "median-freq"}, {"balance": "median-freq", "lr": 3e-3},
     {"loss": "balanced-ce+dice"}, {"augment": "flip"}, {"ignore_band": 1},
     {"style_mix": 0}, {"style_mix": 8}, {"style_mix": 16}, {"mix_from": 2}, {"mix_from": 4}, {"mix_from": 6},
-    {"mirror": True}, {"mirror": True, "style_mix": 0},
+    {"mirror": True}, {"mirror": True, "style_mix": 0}, {"feature_scale": "none"},
 ]
 #: the shot-side settings alone, for k = 5 and 10 (``--grid shots``): what the 1-shot choices do with more faces
-SHOTS_GRID: list[dict] = [{}, {"style_mix": 8}, {"mirror": True}]
+SHOTS_GRID: list[dict] = [{}, {"style_mix": 8}, {"mirror": True}, {"feature_scale": "none"}]
 GRIDS = {"all": GRID, "shots": SHOTS_GRID}
 #: a setting of the shots, not of TrainFewShotConfig: each drawn face's mirrored inversion joins it (pool-mirror)
 SHOT_SETTINGS = ("mirror",)
@@ -101,7 +101,8 @@ def markdown(rows: list[dict], steps: int, grid: str = "all") -> str:
              "IoU x 100, mean over draws. `style_mix` / `mix_from`: style-mixed copies of each shot (default: 8 "
              "copies from W+ index 3 for one annotated face, none for more); `mirror`: each drawn face's "
              "left-right mirrored inversion joins the shots (`make-shots --mirror`), twice the inversions for "
-             "the same annotations.", "", f"Reproduce: `python scripts/fewshot_settings.py --k {k}"
+             "the same annotations; `feature_scale none`: the head reads the raw activations, not each layer's "
+             "over its RMS.", "", f"Reproduce: `python scripts/fewshot_settings.py --k {k}"
              + ("" if grid == "all" else f" --grid {grid}") + "`", "",
              "| setting | mean IoU | weighted IoU | " + " | ".join(TABLE_CLASSES)
              + f" | misses (IoU < {100 * MISS_BELOW:.0f}) | s / head |",

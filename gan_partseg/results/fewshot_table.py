@@ -126,7 +126,8 @@ def main() -> None:
                "shots": [s.name for s in chosen], "weighted_iou": res["weighted_iou"],
                "mean_iou": res["mean_iou"], "per_class_iou": res["per_class_iou"],
                "train_seconds": round(train_s, 1), "loss": TrainFewShotConfig().loss,
-               "style_mix": model.training_summary["style_mix"], "date": time.strftime("%Y-%m-%d")}
+               "style_mix": model.training_summary["style_mix"], "feature_scale": TrainFewShotConfig().feature_scale,
+               "date": time.strftime("%Y-%m-%d")}
         with open(rows_path, "a") as f:
             f.write(json.dumps(row) + "\n")
         done[key] = row
@@ -197,6 +198,8 @@ def load_rows(work: Path) -> dict:
             faces = [f"face{i}" for i in range(r["k"])]
             if r.get("style_mix", 0) != effective_style_mix(TrainFewShotConfig().style_mix, faces):
                 continue  # trained before the default style mixing of its k
+            if r.get("feature_scale", "none") != TrainFewShotConfig().feature_scale:
+                continue  # trained before the default layer scaling
             done[(r["classes"], r["head"], r["k"], r["draw"])] = r
     return done
 

@@ -11,6 +11,11 @@ first ``mix_from`` W+ styles (pose, face and hair shape: the label map still fit
 later styles (colours, texture, lighting) are a random sample's, so one annotated face teaches the head parts
 in the colours of many. The copies' activations are computed when a step draws them, not cached, so the
 cache stays one activation set per shot at any resolution.
+
+Layer scaling (on by default): every layer's activations are divided by their RMS over random samples before
+the head sees them in training, so each layer starts on an equal footing (at 64 px the RMS falls from 0.59 to
+0.20 toward the fine layers, which hold the small parts); the scales are folded into the head's first, linear,
+layer when training ends, so the saved head reads the generator's activations as they are.
 """
 
 from __future__ import annotations
@@ -77,16 +82,42 @@ class TrainFewShotConfig:
     #: first W+ index taken from the random sample. At 64 px indices 0-2 hold the 4 and 8 px styles (geometry);
     #: from 2 on the face's shape changes too, from 4 on only background and clothes colours (docs/results.md)
     mix_from: int = 3
+    #: "layer-rms": the head trains on each layer's activations divided by their RMS over random samples
+    #: (folded into its weights at the end); "none": on the activations as they are. Validation mean IoU
+    #: 53.1 -> 53.5 at 1 shot (6 draws), 57.0 -> 59.6 at 5, 59.1 -> 60.8 at 10 (docs/results.md)
+    feature_scale: str = "layer-rms"
     overwrite: bool = False  # replace an earlier model folder at ``out`` (never a folder of anything else)
 
 
 CACHE_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+FEATURE_SCALES = ("layer-rms", "none")
+SCALE_SAMPLES = 32  # random samples the layer RMS is taken over (at 64 px 32 and 200 agree to 1%)
 
 
 @torch.no_grad()
-def shot_features(generator: StyleGAN2Generator, shots: list[Shot], layers: list[str], dtype: torch.dtype = torch.float32
-                  ) -> "OrderedDict[str, torch.Tensor]":
-    """Cache: layer -> (k, C_l, r_l, r_l) activations at every shot's latent and noise, stored as ``dtype``."""
+def layer_rms(generator: StyleGAN2Generator, layers: list[str], samples: int = SCALE_SAMPLES, seed: int = 0
+              ) -> dict[str, float]:
+    """layer -> RMS of its activations over ``samples`` random samples (z ~ N(0, I) seeded by ``seed``,
+    untruncated, the generator's stored noise), over channels and positions: a positive float."""
+    device = generator.input.input.device
+    z = torch.randn(samples, generator.config.style_dim, generator=torch.Generator().manual_seed(seed))
+    batch = 8 if generator.config.size <= 256 else 1  # a 1024 px sample's activations alone are about 1 GiB
+    sums = dict.fromkeys(layers, 0.0)
+    counts = dict.fromkeys(layers, 0)
+    for i in range(0, samples, batch):
+        out = generator([z[i: i + batch].to(device)], randomize_noise=False, return_features=True)
+        for n in layers:
+            f = out.features[n]
+            sums[n] += float(f.double().pow(2).sum())
+            counts[n] += f.numel()
+    return {n: (sums[n] / counts[n]) ** 0.5 for n in layers}
+
+
+@torch.no_grad()
+def shot_features(generator: StyleGAN2Generator, shots: list[Shot], layers: list[str], dtype: torch.dtype = torch.float32,
+                  scales: dict[str, float] | None = None) -> "OrderedDict[str, torch.Tensor]":
+    """Cache: layer -> (k, C_l, r_l, r_l) activations at every shot's latent and noise, each multiplied by
+    ``scales[layer]`` when given, stored as ``dtype``."""
     device = generator.input.input.device
     per_layer: dict[str, list[torch.Tensor]] = {n: [] for n in layers}
     for s in shots:
@@ -94,7 +125,8 @@ def shot_features(generator: StyleGAN2Generator, shots: list[Shot], layers: list
         out = generator([s.latent.to(device)], input_is_latent=True, noise=noise, randomize_noise=False,
                         return_features=True)
         for n in layers:
-            per_layer[n].append(out.features[n].to(dtype))
+            f = out.features[n] * scales[n] if scales else out.features[n]
+            per_layer[n].append(f.to(dtype))
     return OrderedDict((n, torch.cat(v)) for n, v in per_layer.items())
 
 
@@ -142,6 +174,8 @@ def train_fewshot(cfg: TrainFewShotConfig, generator: StyleGAN2Generator | None 
     check_loss(cfg.loss)
     if cfg.cache_dtype not in CACHE_DTYPES:
         raise ArgumentError(f"cache_dtype must be one of {sorted(CACHE_DTYPES)}, got {cfg.cache_dtype!r}")
+    if cfg.feature_scale not in FEATURE_SCALES:
+        raise ArgumentError(f"feature_scale must be one of {FEATURE_SCALES}, got {cfg.feature_scale!r}")
     if cfg.balance not in ("inv-sqrt", "median-freq"):
         raise ArgumentError(f"balance must be 'inv-sqrt' or 'median-freq', got {cfg.balance!r}")
     check_count("steps", cfg.steps), check_count("batch", cfg.batch), check_seed("seed", cfg.seed)
@@ -182,7 +216,9 @@ def train_fewshot(cfg: TrainFewShotConfig, generator: StyleGAN2Generator | None 
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     model, optimizer = accelerator.prepare(model, optimizer)
     generator.to(accelerator.device)
-    cache = shot_features(generator, shot_list, config.feature_layers, CACHE_DTYPES[cfg.cache_dtype])
+    rms = layer_rms(generator, config.feature_layers) if cfg.feature_scale == "layer-rms" else None
+    scales = {n: 1 / v for n, v in rms.items()} if rms else None
+    cache = shot_features(generator, shot_list, config.feature_layers, CACHE_DTYPES[cfg.cache_dtype], scales)
     weight = class_weights(labels, len(id2label), cfg.balance) if cfg.loss.startswith("balanced") else None
     labels = boundary_band(labels, cfg.ignore_band).to(accelerator.device)
     k = labels.shape[0]
@@ -198,7 +234,7 @@ def train_fewshot(cfg: TrainFewShotConfig, generator: StyleGAN2Generator | None 
         for j in torch.nonzero(copy).flatten().tolist():
             s = shot_list[int(idx[j])]
             f = shot_features(generator, [replace(s, latent=mixed[int(idx[j])][int(copy[j]) - 1: int(copy[j])])],
-                              config.feature_layers, CACHE_DTYPES[cfg.cache_dtype])
+                              config.feature_layers, CACHE_DTYPES[cfg.cache_dtype], scales)
             for n in feats:
                 feats[n][j] = f[n][0]
         target = labels[idx]
@@ -218,8 +254,11 @@ def train_fewshot(cfg: TrainFewShotConfig, generator: StyleGAN2Generator | None 
     losses = fit(accelerator, optimizer, loss_fn, cfg.steps, desc=f"train-fewshot {cfg.head} k={k}",
                  progress=progress)
     model = accelerator.unwrap_model(model).eval()
+    if scales:  # the saved head reads raw activations
+        model.head.project.fold_input_scale(scales)
     model.training_summary = {"config": asdict(cfg), "k": k, "shots": [s.name for s in shot_list],
                               "style_mix": style_mix,
+                              "layer_rms": {n: round(v, 5) for n, v in rms.items()} if rms else None,
                               "first_loss": losses[0] if losses else None,
                               "final_loss": float(np.mean(losses[-10:])) if losses else None,
                               "seconds": round(time.time() - t0, 2)}
