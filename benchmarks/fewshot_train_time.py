@@ -7,6 +7,8 @@ the head's steps, on the CPU threads torch picks unless --threads is given):
   default (TrainFewShotConfig)  what `gan-partseg train-fewshot` trains with no options (one face: with
                                 style mixing, a generator forward for each step that draws a copy)
   default, --style-mix 0        the same without the style-mixed copies (the default before 2026-12-04)
+  default, --feature-scale none the default without layer scaling (the layers' RMS over 32 random samples:
+                                32 generator forwards before training; the default until this change)
   Space default                 the Space's "Annotate and train" handler as the tab opens (mlp-1, its
                                 slider's steps), preview of four new faces included: what its user waits for
 
@@ -69,6 +71,7 @@ def main() -> None:
     plan = [("baseline (cnn-l, 600 steps)", "cnn-l", 600, {"style_mix": 0}),
             ("default (TrainFewShotConfig)", default.head, default.steps, {}),
             ("default, --style-mix 0", default.head, default.steps, {"style_mix": 0}),
+            ("default, --feature-scale none", default.head, default.steps, {"feature_scale": "none"}),
             ("Space default", "mlp-1", space.DEFAULT_STEPS, {})]
     rows = []
     for label, head, steps, extra in plan:

@@ -13,10 +13,21 @@ def _row(head, k, draw, mean, weighted, eye):
 def test_the_shipped_head_is_the_best_by_mean_iou_not_by_weighted_iou():
     rows = [_row("cnn-l", 10, d, 0.45, 0.90, 0.0) for d in range(2)] + \
            [_row("cnn-s", 10, d, 0.55, 0.88, 0.5) for d in range(2)] + [_row("mlp-1", 1, 0, 0.40, 0.80, 0.2)]
-    assert best_heads(rows) == {10: "cnn-s", 1: "mlp-1"}
+    assert best_heads(rows) == {10: "cnn-s", 1: "mlp-1"}  # no default-head row at k 10: the best by mean
     table = "\n".join(per_class_table(summarize(rows)))
     assert "| cnn-l | 10 | 45.0 | 95.0 | 0.0 | eye |" in table  # the class it loses, named
     assert "| cnn-s | 10 | 55.0 | 95.0 | 50.0 | none |" in table
+
+
+def test_the_default_head_ships_unless_another_leads_it_by_more_than_the_draws_spread():
+    """mlp-1 (the default) at 0.54 +- 0.02 against cnn-s at 0.55 +- 0.0: a lead within the spread, mlp-1 ships;
+    at 0.50 +- 0.02 the lead (0.05) is larger than the spread, cnn-s ships."""
+    cnn = [_row("cnn-s", 10, d, 0.55, 0.88, 0.5) for d in range(2)]
+    close = [_row("mlp-1", 10, d, m, 0.90, 0.5) for d, m in enumerate((0.52, 0.56))]
+    far = [_row("mlp-1", 10, d, m, 0.90, 0.5) for d, m in enumerate((0.48, 0.52))]
+    assert best_heads(cnn + close) == {10: "mlp-1"}
+    assert best_heads(cnn + far) == {10: "cnn-s"}
+    assert best_heads(cnn + close, default="cnn-l") == {10: "cnn-s"}
 
 
 def test_a_card_says_which_class_its_model_loses():

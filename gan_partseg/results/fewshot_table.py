@@ -147,7 +147,8 @@ def main() -> None:
         if rule == "draw 0" and abs(shipped[str(k)]["mean_iou"] - row["mean_iou"]) > 1e-6:  # another thread count?
             print(f"  note: {head} k={k} draw 0 retrained scores mean IoU {shipped[str(k)]['mean_iou']:.4f}, its row "
                   f"{row['mean_iou']:.4f}; the card gives the shipped model's own figures", flush=True)
-        print(f"  shipped {head} ({k}-shot, the best mean IoU over draws; shots: {rule}) to {ship}", flush=True)
+        print(f"  shipped {head} ({k}-shot, best_heads: the default head unless another leads it by more than the "
+              f"draws' spread; shots: {rule}) to {ship}", flush=True)
     before = json.loads((work / "shipped.json").read_text()) if (work / "shipped.json").exists() else {}
     atomic_write_text(work / "shipped.json", json.dumps({**before, **shipped}, indent=2))
 
@@ -245,13 +246,22 @@ def predict(model, features: dict[str, torch.Tensor], batch: int = 25) -> torch.
     return torch.cat([model({k: v[i: i + batch] for k, v in features.items()}).labels for i in range(0, n, batch)])
 
 
-def best_heads(rows: list[dict], classes: int = 10) -> dict[int, str]:
-    """k -> the head of the best mean IoU (mean over draws) among the ``classes``-class rows."""
+def best_heads(rows: list[dict], classes: int = 10, default: str | None = None) -> dict[int, str]:
+    """k -> the head to ship among the ``classes``-class rows: the default head (``TrainFewShotConfig.head``)
+    unless another head's mean IoU (mean over draws) beats it by more than the spread over draws (the larger
+    std of the two); then that head. A lead within the draws' spread is noise, and a bundled segmenter that
+    is what ``train-fewshot`` trains by default can be retrained by a user with no options."""
+    default = default or TrainFewShotConfig().head
     best: dict[int, str] = {}
     for k in (1, 5, 10):
         cands = [s for s in summarize(rows) if s["classes"] == classes and s["k"] == k]
-        if cands:
-            best[k] = max(cands, key=lambda s: s["mean_iou_mean"])["head"]
+        if not cands:
+            continue
+        top = max(cands, key=lambda s: s["mean_iou_mean"])
+        base = next((s for s in cands if s["head"] == default), None)
+        spread = max(top["mean_iou_std"], base["mean_iou_std"]) if base else 0.0
+        keep = base is not None and top["mean_iou_mean"] - base["mean_iou_mean"] <= spread
+        best[k] = default if keep else top["head"]
     return best
 
 
@@ -325,7 +335,9 @@ def write_markdown(summary: list[dict], meta: dict) -> None:
              f"{meta['steps']} training steps. Cells: **mean IoU x 100 over all classes** (every part counts "
              "equally) and, in brackets, weighted IoU x 100 (background included, the paper's figure: it rewards "
              "the large classes, so a head that never finds an eye can still score high); mean ± std over draws. "
-             "The bundled segmenters are, for each k, the 10-class head of the best mean IoU (bold). The 1-shot one "
+             "The bundled segmenters (bold) are, for each k, the 10-class default head (`TrainFewShotConfig.head`) "
+             "unless another head's mean IoU leads it by more than the spread over draws (the larger std of the "
+             "two; `best_heads`): a lead within that is noise. The 1-shot one "
              "is trained on a face that shows every class, as an annotator would choose (`ship_shots`); its card "
              "gives its own figures. At 1 shot every head trains with style mixing (`TrainFewShotConfig.style_mix`: "
              "8 copies of the face in other colours; the few-shot head settings below compare it)."
