@@ -8,7 +8,7 @@ the head's steps, on the CPU threads torch picks unless --threads is given):
                                 style mixing, a generator forward for each step that draws a copy)
   default, --style-mix 0        the same without the style-mixed copies (the default before 2026-12-04)
   default, --feature-scale none the default without layer scaling (the layers' RMS over 32 random samples:
-                                32 generator forwards before training; the default until this change)
+                                32 generator forwards before training; the default before 2026-12-05)
   Space default                 the Space's "Annotate and train" handler as the tab opens (mlp-1, its
                                 slider's steps), preview of four new faces included: what its user waits for
 

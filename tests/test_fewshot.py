@@ -220,7 +220,7 @@ def test_layer_scaling_is_folded_into_the_saved_head(tiny_generator, tmp_path):
     feats = {n: feats[n] for n in scaled.config.feature_layers}
     rms = layer_rms(g, scaled.config.feature_layers)  # the training's own samples
     unfolded = copy.deepcopy(scaled)
-    unfolded.head.project.fold_input_scale({n: v for n, v in rms.items()})  # undo the fold
+    unfolded.head.project.fold_input_scale(rms)  # multiplying by the RMS undoes the fold
     with torch.no_grad():
         a = scaled(feats).logits
         b = unfolded({n: f / rms[n] for n, f in feats.items()}).logits
